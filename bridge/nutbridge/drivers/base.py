@@ -1,0 +1,172 @@
+"""Driver API.
+
+A driver owns one :class:`~nutbridge.state.Device` and keeps it current. The
+base class runs the life cycle every family needs, so a family only writes
+transport and mapping code:
+
+``connect()``  reach the device (open the port, find the USB device, log in to
+               a remote upsd...). Raise :class:`DeviceError` when it is not there.
+``update()``   one full refresh of the device's data (a serial poll, an SNMP
+               walk, a HID feature-report sweep, a remote ``LIST VAR``).
+``wait()``     sleep until the next refresh is due. Interrupt-driven drivers
+               override it to wake up early on an event (HID interrupt IN, an
+               alert byte on a serial line) and may update the device there.
+``close()``    release the transport.
+
+Failures raise :class:`DeviceError` (or ``OSError``/``TimeoutError``): the base
+marks the data stale, closes, and reconnects with backoff, forever. So an
+unplugged UPS goes ``DATA-STALE`` and recovers by itself when it comes back.
+
+Commands and writes arrive through :meth:`instcmd` / :meth:`setvar`, which
+return upstream's status codes (:class:`Status`); upsd turns those into
+TRACKING results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Mapping
+from typing import ClassVar
+
+from ..state import Device, DriverState
+
+log = logging.getLogger(__name__)
+
+
+class Status(enum.IntEnum):
+    """Upstream's STAT_INSTCMD_* / STAT_SET_* values (drivers/upshandler.h)."""
+
+    HANDLED = 0
+    UNKNOWN = 1
+    INVALID = 2
+    FAILED = 3
+    CONVERSION_FAILED = 4
+
+
+class DeviceError(Exception):
+    """The device is unreachable or answered nonsense; reconnect later."""
+
+
+class ConfigError(Exception):
+    """A driver option in ups.conf is wrong (reported as file:line)."""
+
+
+class Driver:
+    """Base class of every driver family."""
+
+    #: the ``driver =`` names in ups.conf this class serves
+    names: ClassVar[tuple[str, ...]] = ()
+    #: ups.conf options the driver understands (others are warned about)
+    options: ClassVar[frozenset[str]] = frozenset()
+    version: ClassVar[str] = "0.1"
+
+    def __init__(self, device: Device, config: Mapping[str, str]) -> None:
+        self.device = device
+        self.config = dict(config)
+        self.pollinterval = float(self.config.get("pollinterval", "2") or 2)
+        self.retry_min = 0.5
+        self.retry_max = 10.0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.connected = False
+        self.failures = 0
+        self.last_error: str | None = None
+        self.reconnects = 0
+
+    # ---- to implement -------------------------------------------------------
+    async def connect(self) -> None:
+        """Reach the device. Raise DeviceError when absent."""
+
+    async def update(self) -> None:
+        """Refresh all data into ``self.device``."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release the transport; must not raise."""
+
+    async def instcmd(self, cmd: str, param: str | None) -> Status:
+        return Status.UNKNOWN
+
+    async def setvar(self, name: str, value: str) -> Status:
+        return Status.UNKNOWN
+
+    # ---- provided -----------------------------------------------------------
+    async def wait(self) -> None:
+        """Sleep until the next poll is due, or until :meth:`poke` is called."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.pollinterval)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    def poke(self) -> None:
+        """Ask for an immediate refresh (after a command, for instance)."""
+        self._wake.set()
+
+    def publish_driver_info(self) -> None:
+        """driver.* variables as NUT drivers publish them."""
+        dev = self.device
+        with dev.batch():
+            dev.set("driver.name", self.device.driver_name or self.names[0])
+            dev.set("driver.version", _bridge_version())
+            dev.set("driver.version.internal", self.version)
+            for key, value in sorted(self.config.items()):
+                if key in ("driver", "desc", "password", "authpassword", "privpassword", "community"):
+                    continue
+                dev.set(f"driver.parameter.{key}", value)
+
+    async def run(self) -> None:
+        """Connect, poll, reconnect: until cancelled."""
+        delay = self.retry_min
+        while not self._stopping:
+            try:
+                await self.connect()
+                self.connected = True
+                self.device.driver_connected()
+                await self.update()
+                if self.reconnects or self.failures:
+                    log.info("UPS [%s]: communication restored", self.device.name)
+                self.device.data_ok()
+                self.failures = 0
+                delay = self.retry_min
+                while not self._stopping:
+                    await self.wait()
+                    await self.update()
+                    self.device.data_ok()
+            except asyncio.CancelledError:
+                raise
+            except (DeviceError, OSError, TimeoutError, EOFError) as exc:
+                self.failures += 1
+                self.last_error = str(exc) or type(exc).__name__
+                if self.failures == 1 or self.failures % 10 == 0:
+                    log.warning("UPS [%s]: %s (retrying)", self.device.name, self.last_error)
+            except Exception:
+                self.failures += 1
+                self.last_error = "driver error"
+                log.exception("UPS [%s]: driver error (restarting driver)", self.device.name)
+            finally:
+                if self.connected:
+                    self.reconnects += 1
+                self.connected = False
+                if self.device.driver_state is not DriverState.NOT_CONNECTED:
+                    self.device.data_stale()
+                await self.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.poke()
+
+
+def _bridge_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def monotonic() -> float:
+    return time.monotonic()

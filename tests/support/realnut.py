@@ -1,0 +1,256 @@
+"""Run upstream NUT (C upsd, dummy-ups and the client tools) for interop tests.
+
+Binaries are looked up where Debian puts them: /lib/nut (Debian 12, NUT 2.8.0)
+and /usr/libexec/nut (sid, NUT 2.8.5). Tests call :func:`require` for anything
+they need: locally a missing tool skips the test, but under CI
+(``NUTBRIDGE_REQUIRE_INTEROP=1``, set by .ci/run) it fails it, so no interop
+test can silently skip there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+NUT_LIBEXEC = [Path("/lib/nut"), Path("/usr/libexec/nut"), Path("/usr/lib/nut")]
+REQUIRE = os.environ.get("NUTBRIDGE_REQUIRE_INTEROP", "") not in ("", "0")
+
+
+def require(what: str, found: object) -> None:
+    """Skip (locally) or fail (CI) when an interop prerequisite is missing."""
+    if found:
+        return
+    msg = f"interop prerequisite missing: {what}"
+    if REQUIRE:
+        pytest.fail(msg + " (NUTBRIDGE_REQUIRE_INTEROP is set)")
+    pytest.skip(msg)
+
+
+def daemon(name: str) -> str | None:
+    for d in NUT_LIBEXEC:
+        p = d / name
+        if p.is_file() and os.access(p, os.X_OK):
+            return str(p)
+    return None
+
+
+def client(name: str) -> str | None:
+    return shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def require_daemon(name: str) -> str:
+    path = daemon(name)
+    require(f"NUT daemon {name} (apt-get install nut-server)", path)
+    assert path
+    return path
+
+
+def require_client(name: str) -> str:
+    path = client(name)
+    require(f"NUT client {name} (apt-get install nut-client)", path)
+    assert path
+    return path
+
+
+def nut_version() -> str:
+    """Version of the installed NUT client tools, e.g. '2.8.0'."""
+    exe = client("upsc")
+    if not exe:
+        return ""
+    out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
+    return out.strip().rsplit(" ", 1)[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+def query(port: int, *lines: str, host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
+    """Send raw request lines on one connection and return everything answered
+    until the server goes quiet (used for byte-exact comparisons)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        out = b""
+        for line in lines:
+            s.sendall(line.encode() + b"\n")
+            out += _read_quiet(s)
+        return out
+
+
+def _read_quiet(s: socket.socket, quiet: float = 0.15, first: float = 3.0) -> bytes:
+    buf = b""
+    s.settimeout(first)
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except TimeoutError:
+            return buf
+        if not chunk:
+            return buf
+        buf += chunk
+        s.settimeout(quiet)
+
+
+DEFAULT_USERS = """\
+[admin]
+    password = s3cr3t
+    actions = SET
+    actions = FSD
+    instcmds = ALL
+[reader]
+    password = r34d
+[tester]
+    password = t3st
+    instcmds = test.battery.start
+    instcmds = test.battery.stop
+[monprimary]
+    password = mp
+    upsmon primary
+[monmaster]
+    password = mm
+    upsmon master
+[monsecondary]
+    password = ms
+    upsmon secondary
+[monslave]
+    password = msl
+    upsmon slave
+"""
+
+
+@dataclass
+class NutConfig:
+    """A NUT configuration directory (ups.conf, upsd.conf, upsd.users, data files)."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    ups: dict[str, dict[str, str]] = field(default_factory=dict)
+    upsd_extra: str = ""
+    users: str = DEFAULT_USERS
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    def add_ups(self, name: str, **options: str) -> None:
+        self.ups[name] = options
+
+    def write(self) -> Path:
+        self.etc.mkdir(parents=True, exist_ok=True)
+        self.run.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for name, opts in self.ups.items():
+            lines.append(f"[{name}]")
+            for k, v in opts.items():
+                v = v.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#")
+                lines.append(f'    {k} = "{v}"')
+        (self.etc / "ups.conf").write_text("\n".join(lines) + "\n")
+        (self.etc / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\n{self.upsd_extra}")
+        (self.etc / "upsd.users").write_text(self.users)
+        for f in ("ups.conf", "upsd.conf", "upsd.users"):
+            (self.etc / f).chmod(0o640)
+        return self.etc
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            NUT_CONFPATH=str(self.etc),
+            NUT_STATEPATH=str(self.run),
+            NUT_PIDPATH=str(self.run),
+            NUT_ALTPIDPATH=str(self.run),
+            NUT_QUIET_INIT_SSL="true",
+            TZ="UTC",
+            LANG="C",
+        )
+        return env
+
+
+@contextmanager
+def c_upsd(cfg: NutConfig, drivers: bool = True, wait_ready: bool = True) -> Iterator[NutConfig]:
+    """Run Debian's C upsd (and dummy-ups for each dummy-ups section) on cfg."""
+    upsd = require_daemon("upsd")
+    cfg.write()
+    env = cfg.env()
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        if drivers:
+            for name, opts in cfg.ups.items():
+                drv = require_daemon(opts.get("driver", "dummy-ups"))
+                log = open(cfg.run / f"driver-{name}.log", "wb")
+                logs.append(log)
+                procs.append(
+                    subprocess.Popen([drv, "-a", name, "-F", "-u", "root"], env=env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+                )
+        log = open(cfg.run / "upsd.log", "wb")
+        logs.append(log)
+        procs.append(
+            subprocess.Popen([upsd, "-F", "-u", "root"], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+        )
+        wait_port(cfg.port)
+        if drivers and wait_ready:
+            wait_ready_ups(cfg.port, list(cfg.ups))
+        yield cfg
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for log in logs:
+            log.close()
+
+
+def wait_ready_ups(port: int, names: list[str], timeout: float = 15.0) -> None:
+    """Wait until every UPS answers GET VAR ups.status with something but WAIT."""
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    while pending and time.monotonic() < deadline:
+        name = pending[0]
+        try:
+            ans = query(port, f"GET VAR {name} ups.status", timeout=2)
+        except OSError:
+            ans = b""
+        if ans.startswith(b"VAR ") and b'"WAIT"' not in ans:
+            pending.pop(0)
+        else:
+            time.sleep(0.1)
+    if pending:
+        raise TimeoutError(f"UPS not ready: {pending}")
+
+
+def run_tool(argv: list[str], env: Mapping[str, str] | None = None, input: bytes | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    e = dict(os.environ)
+    e.update(env or {})
+    e.setdefault("NUT_QUIET_INIT_SSL", "true")
+    return subprocess.run(argv, capture_output=True, env=e, input=input, timeout=timeout)
