@@ -100,6 +100,9 @@ class Device:
     def has_cmd(self, name: str) -> bool:
         return name.lower() in self._cmds
 
+    def canonical_cmd(self, name: str) -> str:
+        return self._cmds.get(name.lower(), name)
+
     @property
     def status(self) -> str:
         if self.driver_state is DriverState.WAIT:

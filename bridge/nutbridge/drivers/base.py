@@ -114,7 +114,8 @@ class Driver:
             dev.set("driver.version", _bridge_version())
             dev.set("driver.version.internal", self.version)
             for key, value in sorted(self.config.items()):
-                if key in ("driver", "desc", "password", "authpassword", "privpassword", "community"):
+                # "_" keys are the config loader's own (e.g. _confdir), not ups.conf options
+                if key.startswith("_") or key in _UNPUBLISHED:
                     continue
                 dev.set(f"driver.parameter.{key}", value)
 
@@ -160,6 +161,12 @@ class Driver:
     def stop(self) -> None:
         self._stopping = True
         self.poke()
+
+
+# never echoed as driver.parameter.*: identity (desc, driver) and secrets
+_UNPUBLISHED = frozenset(
+    {"driver", "desc", "password", "authpassword", "privpassword", "community", "username"}
+)
 
 
 def _bridge_version() -> str:

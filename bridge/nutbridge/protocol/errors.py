@@ -6,10 +6,10 @@ the ones NUT's client library prints (``Error: <text>``), used by the tools.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Err(str, Enum):
+class Err(StrEnum):
     ACCESS_DENIED = "ACCESS-DENIED"
     UNKNOWN_UPS = "UNKNOWN-UPS"
     VAR_NOT_SUPPORTED = "VAR-NOT-SUPPORTED"
@@ -46,8 +46,9 @@ class Err(str, Enum):
         return f"ERR {self.value} {extra}\n" if extra else f"ERR {self.value}\n"
 
 
-# Client library error numbers and strings, in the order of NUT's upscli_errlist.
-# Tools print "Error: <text>"; these texts are part of the observable CLI output.
+# Client library strings, verified by making upsc 2.8.0 and 2.8.5 print the
+# answer of a fake server for every code: tools print "Error: <text>". The client
+# matches the text after "ERR " by prefix; unlisted codes give "Unknown error".
 CLIENT_ERROR_TEXT: dict[str, str] = {
     "VAR-NOT-SUPPORTED": "Variable not supported by UPS",
     "UNKNOWN-UPS": "Unknown UPS",
@@ -59,23 +60,21 @@ CLIENT_ERROR_TEXT: dict[str, str] = {
     "VAR-UNKNOWN": "Variable unknown",
     "ALREADY-LOGGED-IN": "Already logged in",
     "INVALID-PASSWORD": "Invalid password",
-    "UNKNOWN-VAR": "Unknown variable",
-    "UNKNOWN-TYPE": "Unknown type",
-    "INVALID-VALUE": "Invalid value",
-    "UNKNOWN-INSTCMD": "Unknown instant command",
-    "DRIVER-NOT-CONNECTED": "Driver not connected",
+    "ALREADY-SET-PASSWORD": "Already set password",
+    "INVALID-USERNAME": "Invalid username",
+    "ALREADY-SET-USERNAME": "Already set username",
+    "USERNAME-REQUIRED": "Username required",
     "UNKNOWN-COMMAND": "Unknown command",
+    "INVALID-VALUE": "Invalid value for variable",
     "READONLY": "Read-only variable",
     "TOO-LONG": "New value is too long",
-    "INVALID-ARGUMENT": "Unknown error",
-    "USERNAME-REQUIRED": "Username required",
-    "ALREADY-SET-USERNAME": "Username already set",
-    "ALREADY-SET-PASSWORD": "Password already set",
+    "INSTCMD-FAILED": "Instant command failed",
+    "SET-FAILED": "Set command failed",
     "CMD-NOT-SUPPORTED": "Instant command not supported",
-    "ALREADY-SSL-MODE": "Unknown error",
-    "FEATURE-NOT-SUPPORTED": "Unknown error",
-    "FEATURE-NOT-CONFIGURED": "Unknown error",
-    "INSTCMD-FAILED": "Unknown error",
-    "SET-FAILED": "Unknown error",
-    "INVALID-USERNAME": "Unknown error",
+    "UNKNOWN-TYPE": "Unknown variable type",
+    "UNKNOWN-VAR": "Unknown variable",
+    "UNKNOWN-INSTCMD": "Unknown instant command",
+    "DRIVER-NOT-CONNECTED": "Driver not connected",
+    # Not in the client's table: INVALID-ARGUMENT, FEATURE-*, ALREADY-SSL-MODE,
+    # UNKNOWN, FAILED and anything else print "Unknown error".
 }

@@ -58,7 +58,7 @@ Event = Line | ParseError
 class Tokenizer:
     """Incremental tokenizer: feed bytes, get complete lines and errors back."""
 
-    __slots__ = ("_state", "_word", "_args", "_in_word")
+    __slots__ = ("_args", "_in_word", "_state", "_word")
 
     def __init__(self) -> None:
         self._state = _S.START

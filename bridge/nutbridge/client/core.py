@@ -1,0 +1,389 @@
+"""NutClient: asyncio client for the NUT network protocol 1.3.
+
+Requests are serialised with an asyncio.Lock, so one client can be shared by many
+tasks. Answers are checked the way NUT's own client library checks them: a GET
+answer must echo the query words (case-insensitively) and a LIST must open with
+``BEGIN LIST <query>``, carry the query words on every item and end at
+``END LIST``. Anything else raises ``NutError(PROTOCOL-ERROR)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TypeVar
+
+from ..protocol.wire import parse_answer, request
+from .connection import Connection
+from .errors import PROTOCOL_ERROR, SERVER_DISCONNECTED, TLS_ERROR, NutError
+from .tls import TLSMode, TLSOptions
+
+DEFAULT_PORT = 3493
+DEFAULT_TIMEOUT = 10.0
+# NUT's client waits this long for "OK Goodbye" when disconnecting.
+LOGOUT_TIMEOUT = 5.0
+# Requests that may be repeated on a new connection without side effects.
+_RETRY_SAFE = {"GET": True, "LIST": True, "VER": True, "NETVER": True, "PROTVER": True, "HELP": True}
+
+T = TypeVar("T")
+
+
+@dataclass
+class Session:
+    """What must be replayed on a new connection to restore this one."""
+
+    username: str | None = None
+    password: str | None = None
+    login: str | None = None
+    tracking: bool = False
+    extra: list[str] = field(default_factory=list)
+
+
+def _split(line: str) -> tuple[str, ...]:
+    try:
+        return parse_answer(line)
+    except ValueError as exc:
+        raise NutError(PROTOCOL_ERROR, answer=line) from exc
+
+
+def check_err(line: str) -> None:
+    """Raise NutError for an ``ERR <code> [extra]`` answer."""
+    if line.startswith("ERR"):
+        words = line.split(" ", 2)
+        code = words[1] if len(words) > 1 else ""
+        extra = words[2] if len(words) > 2 else ""
+        raise NutError(code, extra, answer=line)
+
+
+def _echoes(answer: Sequence[str], query: Sequence[str]) -> bool:
+    return len(answer) >= len(query) and all(
+        a.lower() == q.lower() for a, q in zip(answer, query, strict=False)
+    )
+
+
+class NutClient:
+    """One connection to a upsd. Use ``async with NutClient(host) as c:``."""
+
+    def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, *,
+                 timeout: float = DEFAULT_TIMEOUT, tls: TLSOptions | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.tls_options = tls or TLSOptions()
+        self.session = Session()
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()
+
+    # -- connection -------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def tls_active(self) -> bool:
+        return self._conn is not None and self._conn.tls
+
+    async def connect(self) -> None:
+        async with self._lock:
+            await self._connect()
+
+    async def _connect(self) -> None:
+        self._conn = await Connection.open(self.host, self.port, self.timeout)
+        try:
+            if self.tls_options.mode is not TLSMode.OFF:
+                await self._starttls()
+        except BaseException:
+            await self._drop()
+            raise
+
+    async def _starttls(self) -> None:
+        opts = self.tls_options
+        line = await self._exchange(b"STARTTLS\n")
+        if line != "OK STARTTLS":
+            if opts.mode is TLSMode.TRY:
+                return  # NUT's TRYSSL: carry on in plaintext on any other answer
+            check_err(line)
+            raise NutError(PROTOCOL_ERROR, answer=line)
+        conn = self._require()
+        hostname = self.host if (opts.cafile or opts.context) and opts.check_hostname else None
+        try:
+            await conn.start_tls(opts.build_context(), hostname, self.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise NutError(TLS_ERROR, detail=str(exc)) from exc
+        if not opts.check_pin(conn.peer_cert_der()):
+            raise NutError(TLS_ERROR, detail="certificate fingerprint mismatch")
+
+    async def starttls(self) -> None:
+        """Explicit STARTTLS on an open plaintext connection (mode REQUIRE semantics)."""
+        async with self._lock:
+            saved = self.tls_options
+            self.tls_options = TLSOptions(TLSMode.REQUIRE, saved.cafile, saved.pin_sha256,
+                                          saved.check_hostname, saved.context)
+            try:
+                await self._starttls()
+            finally:
+                self.tls_options = saved
+
+    async def close(self) -> None:
+        """Send LOGOUT, wait briefly for the goodbye, and close."""
+        async with self._lock:
+            if self._conn is None:
+                return
+            try:
+                await self._conn.write(b"LOGOUT\n")
+                await self._conn.readline(LOGOUT_TIMEOUT)
+            except NutError:
+                pass
+            await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def __aenter__(self) -> NutClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def _require(self) -> Connection:
+        if self._conn is None:
+            raise NutError(SERVER_DISCONNECTED)
+        return self._conn
+
+    # -- transport primitives (lock held by caller) -----------------------------
+
+    async def _exchange(self, data: bytes) -> str:
+        conn = self._require()
+        try:
+            await conn.write(data)
+            return await conn.readline(self.timeout)
+        except NutError as exc:
+            if exc.disconnected:
+                await self._drop()
+            raise
+
+    async def _readline(self) -> str:
+        conn = self._require()
+        try:
+            return await conn.readline(self.timeout)
+        except NutError as exc:
+            if exc.disconnected:
+                await self._drop()
+            raise
+
+    async def _run(self, op: Callable[[NutClient], Awaitable[T]], retry: bool = False) -> T:
+        """Run one request under the lock. ``retry`` marks requests that are safe
+        to repeat on a new connection (ReconnectingClient uses it)."""
+        async with self._lock:
+            return await op(self)
+
+    # -- generic requests -------------------------------------------------------
+
+    async def raw(self, line: str) -> str:
+        """Send one line exactly as given and return the answer line, ERR or not.
+
+        Used by the tools, which must send the same bytes as NUT's tools do.
+        """
+        data = (line + "\n").encode("latin-1", "replace")
+
+        async def op(c: NutClient) -> str:
+            return await c._exchange(data)
+
+        return await self._run(op)
+
+    async def command(self, *words: str) -> str:
+        """Send a command; return its answer line, raising NutError on ERR."""
+        data = request(*words)
+
+        async def op(c: NutClient) -> str:
+            line = await c._exchange(data)
+            check_err(line)
+            return line
+
+        return await self._run(op, _RETRY_SAFE.get(words[0].upper(), False))
+
+    async def get(self, *query: str) -> tuple[str, ...]:
+        """``GET <query>``; returns the answer words after the echoed query."""
+        data = request("GET", *query)
+
+        async def op(c: NutClient) -> tuple[str, ...]:
+            line = await c._exchange(data)
+            check_err(line)
+            words = _split(line)
+            if not _echoes(words, query) or len(words) == len(query):
+                raise NutError(PROTOCOL_ERROR, answer=line)
+            return words[len(query):]
+
+        return await self._run(op, True)
+
+    async def list_items(self, *query: str) -> list[tuple[str, ...]]:
+        """``LIST <query>``; returns each item's words after the query words."""
+        data = request("LIST", *query)
+
+        async def op(c: NutClient) -> list[tuple[str, ...]]:
+            first = await c._exchange(data)
+            check_err(first)
+            if not _echoes(_split(first), ("BEGIN", "LIST", *query)):
+                raise NutError(PROTOCOL_ERROR, answer=first)
+            items: list[tuple[str, ...]] = []
+            while True:
+                line = await c._readline()
+                words = _split(line)
+                if words[:2] == ("END", "LIST"):
+                    return items
+                if not _echoes(words, query):
+                    raise NutError(PROTOCOL_ERROR, answer=line)
+                items.append(words[len(query):])
+
+        return await self._run(op, True)
+
+    # -- session commands ---------------------------------------------------------
+
+    async def ver(self) -> str:
+        return await self.command("VER")
+
+    async def netver(self) -> str:
+        """Protocol version: PROTVER (2.8.0+), falling back to NETVER."""
+        try:
+            return await self.command("PROTVER")
+        except NutError as exc:
+            if exc.local:
+                raise
+            return await self.command("NETVER")
+
+    async def help(self) -> str:
+        return await self.command("HELP")
+
+    async def username(self, name: str) -> None:
+        await self.command("USERNAME", name)
+        self.session.username = name
+
+    async def password(self, secret: str) -> None:
+        await self.command("PASSWORD", secret)
+        self.session.password = secret
+
+    async def authenticate(self, name: str, secret: str) -> None:
+        await self.username(name)
+        await self.password(secret)
+
+    async def login(self, ups: str) -> None:
+        await self.command("LOGIN", ups)
+        self.session.login = ups
+
+    async def logout(self) -> str:
+        """LOGOUT without closing locally; the server closes soon after."""
+        line = await self.command("LOGOUT")
+        self.session = Session()
+        return line
+
+    async def primary(self, ups: str) -> str:
+        """PRIMARY, or MASTER on servers older than 2.8.0."""
+        try:
+            return await self.command("PRIMARY", ups)
+        except NutError as exc:
+            if exc.code != "UNKNOWN-COMMAND":
+                raise
+            return await self.command("MASTER", ups)
+
+    async def fsd(self, ups: str) -> str:
+        return await self.command("FSD", ups)
+
+    # -- GET ----------------------------------------------------------------------
+
+    async def get_var(self, ups: str, var: str) -> str:
+        return (await self.get("VAR", ups, var))[0]
+
+    async def get_type(self, ups: str, var: str) -> tuple[str, ...]:
+        return await self.get("TYPE", ups, var)
+
+    async def get_desc(self, ups: str, var: str) -> str:
+        return (await self.get("DESC", ups, var))[0]
+
+    async def get_cmddesc(self, ups: str, cmd: str) -> str:
+        return (await self.get("CMDDESC", ups, cmd))[0]
+
+    async def get_upsdesc(self, ups: str) -> str:
+        return (await self.get("UPSDESC", ups))[0]
+
+    async def get_numlogins(self, ups: str) -> int:
+        return int((await self.get("NUMLOGINS", ups))[0])
+
+    async def get_tracking(self) -> bool:
+        """This connection's tracking flag (``GET TRACKING`` answers a bare ON/OFF)."""
+        line = await self.command("GET", "TRACKING")
+        if line not in ("ON", "OFF"):
+            raise NutError(PROTOCOL_ERROR, answer=line)
+        return line == "ON"
+
+    async def tracking_status(self, tracking_id: str) -> str:
+        """``PENDING`` or ``SUCCESS``; an ERR result raises NutError."""
+        return await self.command("GET", "TRACKING", tracking_id)
+
+    # -- LIST ---------------------------------------------------------------------
+
+    async def list_ups(self) -> dict[str, str]:
+        return {w[0]: w[1] for w in await self.list_items("UPS") if len(w) >= 2}
+
+    async def list_var(self, ups: str) -> dict[str, str]:
+        return {w[0]: w[1] for w in await self.list_items("VAR", ups) if len(w) >= 2}
+
+    async def list_rw(self, ups: str) -> dict[str, str]:
+        return {w[0]: w[1] for w in await self.list_items("RW", ups) if len(w) >= 2}
+
+    async def list_cmd(self, ups: str) -> list[str]:
+        return [w[0] for w in await self.list_items("CMD", ups) if w]
+
+    async def list_enum(self, ups: str, var: str) -> list[str]:
+        return [w[0] for w in await self.list_items("ENUM", ups, var) if w]
+
+    async def list_range(self, ups: str, var: str) -> list[tuple[str, str]]:
+        return [(w[0], w[1]) for w in await self.list_items("RANGE", ups, var) if len(w) >= 2]
+
+    async def list_client(self, ups: str) -> list[str]:
+        return [w[0] for w in await self.list_items("CLIENT", ups) if w]
+
+    # -- SET / INSTCMD / tracking -----------------------------------------------------
+
+    async def set_tracking(self, on: bool) -> None:
+        await self.command("SET", "TRACKING", "ON" if on else "OFF")
+        self.session.tracking = on
+
+    async def set_var(self, ups: str, var: str, value: str) -> str | None:
+        """SET VAR; returns the tracking id when tracking is on."""
+        return _tracking_id(await self.command("SET", "VAR", ups, var, value))
+
+    async def instcmd(self, ups: str, cmd: str, param: str | None = None) -> str | None:
+        """INSTCMD with an optional parameter; returns the tracking id if any."""
+        words = ("INSTCMD", ups, cmd) if param is None else ("INSTCMD", ups, cmd, param)
+        return _tracking_id(await self.command(*words))
+
+    async def wait_tracking(self, tracking_id: str, timeout: float = 10.0,
+                            interval: float = 1.0) -> str:
+        """Poll until the driver answered; returns ``SUCCESS`` or raises NutError
+        with the result code (UNKNOWN, INVALID-ARGUMENT, FAILED). Raises
+        TimeoutError when still PENDING after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            status = await self.tracking_status(tracking_id)
+            if status != "PENDING":
+                return status
+            if loop.time() + interval > deadline:
+                raise TimeoutError(f"tracking {tracking_id} still pending")
+            await asyncio.sleep(interval)
+
+
+def _tracking_id(line: str) -> str | None:
+    words = line.split()
+    if len(words) == 3 and words[:2] == ["OK", "TRACKING"]:
+        return words[2]
+    if not line.startswith("OK"):
+        raise NutError(PROTOCOL_ERROR, answer=line)
+    return None

@@ -1,0 +1,149 @@
+"""upsd.conf: listeners, limits, TLS, and the bridge's host-based access control."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import voluptuous as vol
+
+from .parser import Entry, read_entries
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 3493
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_int = vol.All(vol.Coerce(int), vol.Range(min=1))
+_bool_words = {"true": True, "yes": True, "on": True, "1": True,
+               "false": False, "no": False, "off": False, "0": False}
+
+
+@dataclass
+class Listen:
+    host: str
+    port: int
+    line: int = 0
+
+
+@dataclass
+class UpsdConf:
+    path: Path | None = None
+    listen: list[Listen] = field(default_factory=list)
+    maxage: int = 15
+    maxconn: int = 0  # 0: limited by the OS file limit
+    statepath: str | None = None
+    datapath: str | None = None
+    trackingdelay: int = 3600
+    allow_no_device: bool = False
+    allow_not_all_listeners: bool = False
+    certfile: str | None = None
+    certpath: str | None = None
+    certrequest: int = 0
+    disable_weak_ssl: bool = False
+    debug_min: int = 0
+    # Bridge extension: networks allowed to connect at all (empty: anyone who
+    # reaches a LISTEN address, as upstream).
+    allow: list[Network] = field(default_factory=list)
+    # Bridge extensions: push subscriptions and zeroconf advertisement.
+    push: bool = True
+    advertise: bool = False
+
+    def listeners(self) -> list[Listen]:
+        if self.listen:
+            return self.listen
+        return [Listen("127.0.0.1", DEFAULT_PORT), Listen("::1", DEFAULT_PORT)]
+
+    def client_allowed(self, addr: str) -> bool:
+        if not self.allow:
+            return True
+        try:
+            ip = ipaddress.ip_address(addr.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip.version == net.version and ip in net for net in self.allow)
+
+
+def parse_network(text: str) -> Network:
+    if text.lower() == "localhost":
+        text = "127.0.0.0/8"
+    return ipaddress.ip_network(text, strict=False)
+
+
+def _bool(e: Entry, path: Path, value: str) -> bool:
+    try:
+        return _bool_words[value.lower()]
+    except KeyError:
+        raise e.error(path, f"{e.words[0]} expects true or false, not {value!r}") from None
+
+
+def parse_upsd_conf(path: Path, entries: list[Entry] | None = None) -> UpsdConf:
+    entries = read_entries(path) if entries is None else entries
+    conf = UpsdConf(path)
+    for e in entries:
+        key, args = e.words[0], e.words[1:]
+        if key in ("ACL", "ACCEPT", "REJECT"):
+            log.warning("%s:%d: %s is no longer supported - switch to LISTEN (and ALLOW for "
+                        "client networks); line ignored", path, e.line, key)
+            continue
+        if key == "LISTEN":
+            if not 1 <= len(args) <= 2:
+                raise e.error(path, "LISTEN expects an address and an optional port")
+            port = DEFAULT_PORT
+            if len(args) == 2:
+                try:
+                    port = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))(args[1])
+                except vol.Invalid:
+                    raise e.error(path, f"invalid port {args[1]!r}") from None
+            host = args[0]
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            conf.listen.append(Listen(host, port, e.line))
+            continue
+        if key == "ALLOW":
+            if not args:
+                raise e.error(path, "ALLOW expects one or more networks (e.g. 192.168.1.0/24)")
+            for a in args:
+                try:
+                    conf.allow.append(parse_network(a))
+                except ValueError:
+                    raise e.error(path, f"ALLOW: {a!r} is not an IP address or network") from None
+            continue
+        if key.upper() == "DEBUG_MIN" or key in (
+            "MAXAGE", "MAXCONN", "TRACKINGDELAY", "CERTREQUEST"
+        ):
+            if len(args) != 1:
+                raise e.error(path, f"{key} expects one value")
+            if key == "CERTREQUEST":
+                words = {"0": 0, "NO": 0, "1": 1, "REQUEST": 1, "2": 2, "REQUIRE": 2}
+                if args[0].upper() not in words:
+                    raise e.error(path, "CERTREQUEST expects NO, REQUEST or REQUIRE")
+                conf.certrequest = words[args[0].upper()]
+                continue
+            try:
+                value = _int(args[0]) if key != "DEBUG_MIN" else int(args[0])
+            except (vol.Invalid, ValueError):
+                raise e.error(path, f"{key} expects a positive number, not {args[0]!r}") from None
+            setattr(conf, key.lower(), value)
+            continue
+        if key in ("STATEPATH", "DATAPATH", "CERTFILE", "CERTPATH"):
+            if len(args) != 1:
+                raise e.error(path, f"{key} expects one value")
+            setattr(conf, key.lower(), args[0])
+            continue
+        if key in ("ALLOW_NO_DEVICE", "ALLOW_NOT_ALL_LISTENERS", "DISABLE_WEAK_SSL", "PUSH", "ADVERTISE"):
+            if len(args) != 1:
+                raise e.error(path, f"{key} expects true or false")
+            setattr(conf, key.lower(), _bool(e, path, args[0]))
+            continue
+        if key == "CERTIDENT":
+            log.warning("%s:%d: CERTIDENT (NSS certificate database) is not supported; "
+                        "use CERTFILE with a PEM file holding certificate and key", path, e.line)
+            continue
+        # upstream warns and carries on; so do we, so an /etc/nut that runs there runs here
+        log.warning("%s:%d: unknown upsd.conf keyword '%s' ignored", path, e.line, key)
+    return conf

@@ -1,0 +1,154 @@
+"""The bridge process: configuration -> devices + drivers + upsd."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config.hostsaccess import HostsAccess
+from ..config.parser import ConfigError
+from ..config.ups_conf import UpsConf, UpsSection, parse_ups_conf, validate_drivers
+from ..config.upsd_conf import Listen, UpsdConf, parse_upsd_conf
+from ..config.users import User, Users, parse_users
+from ..drivers import Driver, create_driver
+from ..drivers.base import ConfigError as DriverConfigError
+from ..drivers.base import Status
+from ..state import Device
+from .core import Core
+from .descriptions import Descriptions
+from .upsd import Upsd, make_ssl_context
+
+log = logging.getLogger("nutbridge")
+
+DEFAULT_UPS = "sim"
+
+
+@dataclass
+class BridgeConfig:
+    ups: UpsConf
+    upsd: UpsdConf
+    users: Users
+    confdir: Path | None
+    embedded: bool = False
+    generated_password: str | None = None
+    sections: list[UpsSection] = field(default_factory=list)
+
+
+def _env_bool(name: str) -> bool | None:
+    v = os.environ.get(name)
+    if v is None:
+        return None
+    return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_config(confdir: Path | None) -> BridgeConfig:
+    """Read NUT's files from ``confdir``, or build the embedded default."""
+    if confdir is None:
+        return embedded_config()
+    if not confdir.is_dir():
+        raise ConfigError("configuration directory not found", confdir)
+    ups = parse_ups_conf(confdir / "ups.conf")
+    upsd = parse_upsd_conf(confdir / "upsd.conf")
+    env_allow = _env_bool("ALLOW_NO_DEVICE")
+    if env_allow is not None:
+        upsd.allow_no_device = env_allow
+    users_path = confdir / "upsd.users"
+    if users_path.is_file():
+        users = parse_users(users_path)
+    else:
+        log.warning("%s not found: nobody can run commands or log in", users_path)
+        users = Users()
+    if not ups.sections and not upsd.allow_no_device:
+        raise ConfigError("at least one UPS must be defined in ups.conf "
+                          "(or set ALLOW_NO_DEVICE true in upsd.conf)", confdir / "ups.conf")
+    validate_drivers(ups)
+    return BridgeConfig(ups, upsd, users, confdir, sections=list(ups.sections))
+
+
+def embedded_config() -> BridgeConfig:
+    """One simulated UPS on 127.0.0.1:3493, an admin with a one-off password."""
+    ups = UpsConf(Path("<embedded>/ups.conf"))
+    section = UpsSection(DEFAULT_UPS, 0, {"driver": "nutbridge-sim", "port": "simulated",
+                                         "desc": "NUT Bridge simulated UPS"})
+    ups.sections.append(section)
+    upsd = UpsdConf(listen=[Listen("127.0.0.1", 3493)])
+    password = secrets.token_urlsafe(9)
+    users = Users({"admin": User("admin", password, {"set", "fsd"}, {"all"})})
+    return BridgeConfig(ups, upsd, users, None, embedded=True, generated_password=password,
+                        sections=[section])
+
+
+class Bridge:
+    def __init__(self, cfg: BridgeConfig, family: int = 0) -> None:
+        self.cfg = cfg
+        self.devices: list[Device] = []
+        self.drivers: dict[str, Driver] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        for s in cfg.sections:
+            dev = Device(s.name, s.desc, s.driver)
+            self.devices.append(dev)
+            try:
+                self.drivers[s.name.lower()] = create_driver(dev, cfg.ups.driver_config(s))
+            except DriverConfigError as exc:
+                raise ConfigError(f"UPS [{s.name}]: {exc}", cfg.ups.path, s.line) from None
+        self.descriptions = Descriptions.load(cfg.upsd.datapath)
+        self.ssl_context = make_ssl_context(cfg.upsd)
+        hosts = HostsAccess()
+        self.core = Core(self.devices, cfg.users, cfg.upsd, self.descriptions,
+                         hosts if hosts.active else None, self.dispatch, self.ssl_context is not None)
+        self.upsd = Upsd(self.core, cfg.upsd, self.ssl_context, family)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def dispatch(self, kind: str, dev: Device, name: str, value: str | None, tid: str | None) -> bool:
+        """upsd -> driver: queue a SET or INSTCMD; the answer comes via TRACKING."""
+        drv = self.drivers.get(dev.name.lower())
+        if drv is None:
+            return False
+        task = asyncio.get_running_loop().create_task(self._run(drv, kind, name, value, tid))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return True
+
+    async def _run(self, drv: Driver, kind: str, name: str, value: str | None, tid: str | None) -> None:
+        try:
+            if kind == "SET":
+                status = await drv.setvar(name, value or "")
+            else:
+                status = await drv.instcmd(name, value)
+        except Exception:
+            log.exception("UPS [%s]: %s %s failed", drv.device.name, kind, name)
+            status = Status.FAILED
+        self.core.tracking_result(tid, int(status))
+        if status != Status.HANDLED:
+            log.info("UPS [%s]: %s %s -> %s", drv.device.name, kind, name, Status(status).name)
+        drv.poke()
+
+    async def start(self) -> None:
+        for name, drv in self.drivers.items():
+            self.tasks.append(asyncio.get_running_loop().create_task(drv.run(), name=f"driver-{name}"))
+        try:
+            await self.upsd.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self.upsd.close()
+        for drv in self.drivers.values():
+            drv.stop()
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        for drv in self.drivers.values():
+            try:
+                await drv.close()
+            except Exception:
+                pass

@@ -1,0 +1,505 @@
+"""upsd's command handling, sans-IO.
+
+:class:`Core` turns one tokenized request line into the exact answer bytes
+upstream upsd would send (RFC 9271 / NUT 2.8 behaviour, check order included).
+It owns no sockets: the asyncio layer (``upsd.py``) feeds it lines and writes
+what it returns, and fuzz tests drive it directly.
+
+Check order matters to clients and is kept exactly (docs/protocol.md):
+SET VAR: UNKNOWN-UPS, availability, ACCESS-DENIED, VAR-NOT-SUPPORTED, READONLY,
+SET-FAILED/TOO-LONG, INVALID-VALUE; INSTCMD: UNKNOWN-UPS, availability,
+CMD-NOT-SUPPORTED, ACCESS-DENIED.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .. import __version__
+from ..config.hostsaccess import HostsAccess
+from ..config.upsd_conf import UpsdConf
+from ..config.users import Users
+from ..protocol.wire import clip, encode
+from ..state import Device, DriverState
+from .descriptions import Descriptions
+
+log = logging.getLogger("nutbridge.upsd")
+
+NUT_COMPAT = "2.8.5"  # the upstream release whose replies we reproduce
+PROTOCOL_VERSION = "1.3"
+SERVER_INFO = f"Network UPS Tools upsd {NUT_COMPAT} (NUT Bridge {__version__}) - https://www.networkupstools.org/"
+HELP = "Commands: HELP VER PROTVER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS\n"
+
+# Driver result codes -> GET TRACKING answers (upstream tracking_get).
+_TRACKING_TEXT = {
+    -1: "PENDING\n",
+    0: "SUCCESS\n",
+    1: "ERR UNKNOWN\n",
+    2: "ERR INVALID-ARGUMENT\n",
+    3: "ERR FAILED\n",
+    4: "ERR INVALID-ARGUMENT\n",
+}
+
+# kind ("SET" | "INSTCMD"), device, name, value/param, tracking id -> queued?
+Dispatcher = Callable[[str, Device, str, "str | None", "str | None"], bool]
+
+
+def _err(code: str) -> str:
+    return f"ERR {code}\n"
+
+
+@dataclass(eq=False)
+class Session:
+    """One client connection's protocol state."""
+
+    addr: str
+    username: str | None = None
+    password: str | None = None
+    login: Device | None = None
+    tracking: bool = False
+    tls: bool = False
+    # Set by handlers; acted upon by the IO layer after writing the answer.
+    close_after: bool = False
+    start_tls: bool = False
+    subscribed: set[str] = field(default_factory=set)  # push extension
+
+
+def _atoi(text: str) -> int:
+    """C atoi(): optional sign and leading digits, 0 when none."""
+    t = text.lstrip(" \t\n\r\v\f")
+    i = 0
+    if i < len(t) and t[i] in "+-":
+        i += 1
+    j = i
+    while j < len(t) and t[j].isdigit():
+        j += 1
+    return int(t[:j]) if j > i else 0
+
+
+class Core:
+    def __init__(
+        self,
+        devices: Iterable[Device],
+        users: Users,
+        conf: UpsdConf,
+        descriptions: Descriptions | None = None,
+        hosts_access: HostsAccess | None = None,
+        dispatcher: Dispatcher | None = None,
+        tls_available: bool = False,
+    ) -> None:
+        self.devices: list[Device] = list(devices)
+        self._by_name = {d.name.lower(): d for d in self.devices}
+        self.users = users
+        self.conf = conf
+        self.descriptions = descriptions or Descriptions()
+        self.hosts_access = hosts_access
+        self.dispatcher = dispatcher
+        self.tls_available = tls_available
+        self.sessions: list[Session] = []  # in connection order, for LIST CLIENT
+        self.tracking: dict[str, tuple[int, float]] = {}
+        self.tracking_global = False
+        self._commands: dict[str, Callable[[Session, tuple[str, ...]], str]] = {
+            "VER": self._ver,
+            "NETVER": self._netver,
+            "PROTVER": self._netver,
+            "HELP": self._help,
+            "STARTTLS": self._starttls,
+            "GET": self._get,
+            "LIST": self._list,
+            "USERNAME": self._username,
+            "PASSWORD": self._password,
+            "LOGIN": self._login,
+            "LOGOUT": self._logout,
+            "PRIMARY": lambda s, a: self._primary(s, a, "PRIMARY"),
+            "MASTER": lambda s, a: self._primary(s, a, "MASTER"),
+            "FSD": self._fsd,
+            "SET": self._set,
+            "INSTCMD": self._instcmd,
+        }
+        self._user_cmds = frozenset({"LOGIN", "PRIMARY", "MASTER", "FSD", "SET", "INSTCMD"})
+
+    # ---- sessions -----------------------------------------------------------
+    def connect(self, addr: str) -> Session:
+        s = Session(addr)
+        self.sessions.append(s)
+        return s
+
+    def disconnect(self, s: Session) -> None:
+        """Socket closed for any reason: drop its LOGIN (upsmon relies on this)."""
+        if s.login is not None:
+            s.login.numlogins = max(0, s.login.numlogins - 1)
+            s.login = None
+        try:
+            self.sessions.remove(s)
+        except ValueError:
+            pass
+        if s.tracking:
+            s.tracking = False
+            self.tracking_global = any(x.tracking for x in self.sessions)
+
+    # ---- dispatch -----------------------------------------------------------
+    def handle(self, s: Session, words: tuple[str, ...]) -> str:
+        if not words:
+            return _err("UNKNOWN-COMMAND")
+        name = words[0].upper()
+        handler = self._commands.get(name)
+        if handler is None:
+            return _err("UNKNOWN-COMMAND")
+        if name in self._user_cmds:
+            if s.username is None:
+                return _err("USERNAME-REQUIRED")
+            if s.password is None:
+                return _err("PASSWORD-REQUIRED")
+            if self.hosts_access is not None and not self.hosts_access.permits(s.addr):
+                log.warning("Access denied to %s by hosts.allow/hosts.deny", s.addr)
+                return _err("ACCESS-DENIED")
+        return handler(s, words[1:])
+
+    def find(self, name: str) -> Device | None:
+        return self._by_name.get(name.lower())
+
+    def _avail(self, dev: Device) -> str | None:
+        code = dev.availability(self.conf.maxage)
+        return _err(code) if code else None
+
+    # ---- simple commands ----------------------------------------------------
+    def _ver(self, s: Session, a: tuple[str, ...]) -> str:
+        return _err("INVALID-ARGUMENT") if a else SERVER_INFO + "\n"
+
+    def _netver(self, s: Session, a: tuple[str, ...]) -> str:
+        return _err("INVALID-ARGUMENT") if a else PROTOCOL_VERSION + "\n"
+
+    def _help(self, s: Session, a: tuple[str, ...]) -> str:
+        return _err("INVALID-ARGUMENT") if a else HELP
+
+    def _starttls(self, s: Session, a: tuple[str, ...]) -> str:
+        if s.tls:
+            return _err("ALREADY-SSL-MODE")
+        if not self.tls_available:
+            return _err("FEATURE-NOT-CONFIGURED")
+        s.start_tls = True
+        return "OK STARTTLS\n"
+
+    def _username(self, s: Session, a: tuple[str, ...]) -> str:
+        if len(a) != 1:
+            return _err("INVALID-ARGUMENT")
+        if s.username is not None:
+            return _err("ALREADY-SET-USERNAME")
+        s.username = a[0]
+        return "OK\n"
+
+    def _password(self, s: Session, a: tuple[str, ...]) -> str:
+        if len(a) != 1:
+            return _err("INVALID-ARGUMENT")
+        if s.password is not None:
+            return _err("ALREADY-SET-PASSWORD")
+        s.password = a[0]
+        return "OK\n"
+
+    def _logout(self, s: Session, a: tuple[str, ...]) -> str:
+        s.close_after = True
+        return "OK Goodbye\n"
+
+    def _action(self, s: Session, action: str) -> bool:
+        return self.users.check_action(s.username, s.password, s.addr, action)
+
+    def _login(self, s: Session, a: tuple[str, ...]) -> str:
+        if len(a) != 1:
+            return _err("INVALID-ARGUMENT")
+        if s.login is not None:
+            return _err("ALREADY-LOGGED-IN")
+        dev = self.find(a[0])
+        if dev is None:
+            return _err("UNKNOWN-UPS")
+        if not self._action(s, "login"):
+            log.warning("User %s@%s failed to LOGIN to UPS [%s]", s.username, s.addr, dev.name)
+            return _err("ACCESS-DENIED")
+        s.login = dev
+        dev.numlogins += 1
+        log.info("User %s@%s logged into UPS [%s]", s.username, s.addr, dev.name)
+        return "OK\n"
+
+    def _primary(self, s: Session, a: tuple[str, ...], word: str) -> str:
+        # a permission probe only: it changes no state
+        if len(a) != 1:
+            return _err("INVALID-ARGUMENT")
+        dev = self.find(a[0])
+        if dev is None:
+            return _err("UNKNOWN-UPS")
+        if not (self._action(s, "primary") or self._action(s, "master")):
+            return _err("ACCESS-DENIED")
+        return f"OK {word}-GRANTED\n"
+
+    def _fsd(self, s: Session, a: tuple[str, ...]) -> str:
+        if len(a) != 1:
+            return _err("INVALID-ARGUMENT")
+        dev = self.find(a[0])
+        if dev is None:
+            return _err("UNKNOWN-UPS")
+        if not self._action(s, "fsd"):
+            log.warning("User %s@%s failed to set FSD on UPS [%s]", s.username, s.addr, dev.name)
+            return _err("ACCESS-DENIED")
+        log.warning("Client %s@%s set FSD on UPS [%s]", s.username, s.addr, dev.name)
+        if not dev.fsd:
+            dev.fsd = True
+            dev.generation += 1
+            dev._notify(frozenset({"ups.status"}))
+        return "OK FSD-SET\n"
+
+    # ---- GET ----------------------------------------------------------------
+    def _get(self, s: Session, a: tuple[str, ...]) -> str:
+        if not a:
+            return _err("INVALID-ARGUMENT")
+        sub = a[0].upper()
+        if sub == "TRACKING":
+            if len(a) == 1:
+                return "ON\n" if s.tracking else "OFF\n"
+            if not s.tracking:
+                return _err("FEATURE-NOT-CONFIGURED")
+            self._purge_tracking()
+            entry = self.tracking.get(a[1].upper())
+            return _TRACKING_TEXT.get(entry[0], "ERR UNKNOWN\n") if entry else "ERR UNKNOWN\n"
+        if len(a) < 2:
+            return _err("INVALID-ARGUMENT")
+        upsname = a[1]
+        if sub == "NUMLOGINS":
+            dev = self.find(upsname)
+            if dev is None:
+                return _err("UNKNOWN-UPS")
+            return self._avail(dev) or f"NUMLOGINS {upsname} {dev.numlogins}\n"
+        if sub == "UPSDESC":
+            dev = self.find(upsname)
+            if dev is None:
+                return _err("UNKNOWN-UPS")
+            return clip(f'UPSDESC {upsname} "{encode(dev.desc or "Unavailable")}"\n')
+        if len(a) < 3:
+            return _err("INVALID-ARGUMENT")
+        varname = a[2]
+        if sub == "VAR":
+            return self._get_var(upsname, varname)
+        if sub in ("TYPE", "DESC", "CMDDESC"):
+            dev = self.find(upsname)
+            if dev is None:
+                return _err("UNKNOWN-UPS")
+            err = self._avail(dev)
+            if err:
+                return err
+            if sub == "TYPE":
+                var = dev.get(varname)
+                if var is None:
+                    return _err("VAR-NOT-SUPPORTED")
+                return clip(f"TYPE {upsname} {varname} {' '.join(var.type_words())}\n")
+            text = self.descriptions.var(varname) if sub == "DESC" else self.descriptions.cmd(varname)
+            return clip(f'{sub} {upsname} {varname} "{text or "Description unavailable"}"\n')
+        return _err("INVALID-ARGUMENT")
+
+    def _get_var(self, upsname: str, varname: str) -> str:
+        low = varname.lower()
+        if low.startswith("server."):
+            if low == "server.info":
+                return clip(f'VAR {upsname} {varname} "{SERVER_INFO}"\n')
+            if low == "server.version":
+                return clip(f'VAR {upsname} {varname} "{NUT_COMPAT}"\n')
+            return _err("VAR-NOT-SUPPORTED")
+        dev = self._by_name.get(upsname.lower())
+        if dev is None:
+            return _err("UNKNOWN-UPS")
+        err = self._avail(dev)
+        if err:
+            return err
+        if low == "ups.status":
+            if dev.get("ups.status") is None and dev.driver_state is not DriverState.WAIT and not dev.fsd:
+                return _err("VAR-NOT-SUPPORTED")
+            return clip(f'VAR {upsname} {varname} "{encode(dev.served_status())}"\n')
+        var = dev.get(varname)
+        if var is None:
+            return _err("VAR-NOT-SUPPORTED")
+        return clip(f'VAR {upsname} {varname} "{encode(var.value)}"\n')
+
+    # ---- LIST ---------------------------------------------------------------
+    def _list(self, s: Session, a: tuple[str, ...]) -> str:
+        if not a:
+            return _err("INVALID-ARGUMENT")
+        sub = a[0].upper()
+        if sub == "UPS":
+            out = ["BEGIN LIST UPS\n"]
+            for d in self.devices:
+                out.append(clip(f'UPS {d.name} "{encode(d.desc or "Description unavailable")}"\n'))
+            out.append("END LIST UPS\n")
+            return "".join(out)
+        if len(a) < 2:
+            return _err("INVALID-ARGUMENT")
+        upsname = a[1]
+        if sub in ("VAR", "RW", "CMD", "CLIENT"):
+            dev = self.find(upsname)
+            if dev is None:
+                return _err("UNKNOWN-UPS")
+            if sub == "CLIENT":
+                out = [f"BEGIN LIST CLIENT {upsname}\n"]
+                out += [f"CLIENT {dev.name} {x.addr}\n" for x in self.sessions if x.login is dev]
+                out.append(f"END LIST CLIENT {upsname}\n")
+                return "".join(out)
+            err = self._avail(dev)
+            if err:
+                return err
+            if sub == "VAR":
+                return self._list_var(dev, upsname)
+            if sub == "RW":
+                out = [f"BEGIN LIST RW {upsname}\n"]
+                out += [clip(f'RW {upsname} {v.name} "{encode(v.value)}"\n') for v in dev.variables() if v.rw]
+                out.append(f"END LIST RW {upsname}\n")
+                return "".join(out)
+            out = [f"BEGIN LIST CMD {upsname}\n"]
+            out += [clip(f"CMD {upsname} {c}\n") for c in dev.commands()]
+            out.append(f"END LIST CMD {upsname}\n")
+            return "".join(out)
+        if len(a) < 3:
+            return _err("INVALID-ARGUMENT")
+        varname = a[2]
+        if sub in ("ENUM", "RANGE"):
+            dev = self.find(upsname)
+            if dev is None:
+                return _err("UNKNOWN-UPS")
+            err = self._avail(dev)
+            if err:
+                return err
+            var = dev.get(varname)
+            if var is None:
+                return _err("VAR-NOT-SUPPORTED")
+            head = f"{sub} {upsname} {varname}"
+            out = [clip(f"BEGIN LIST {head}\n")]
+            if sub == "ENUM":
+                out += [clip(f'{head} "{encode(e)}"\n') for e in var.enums]
+            else:
+                out += [clip(f'{head} "{lo}" "{hi}"\n') for lo, hi in var.ranges]
+            out.append(clip(f"END LIST {head}\n"))
+            return "".join(out)
+        return _err("INVALID-ARGUMENT")
+
+    def _list_var(self, dev: Device, upsname: str) -> str:
+        # Rendered once per (device generation, name as sent, fsd): a poller
+        # listing 50 variables every few seconds costs one dict lookup.
+        key = (upsname, dev.generation, dev.fsd, dev.driver_state)
+        cache = dev.__dict__.setdefault("_list_cache", {})
+        hit = cache.get(upsname)
+        if hit is not None and hit[0] == key:
+            return str(hit[1])
+        out = [f"BEGIN LIST VAR {upsname}\n"]
+        have_status = False
+        for v in dev.variables():
+            if v.name.lower() == "ups.status":
+                have_status = True
+                value = dev.served_status()
+            else:
+                value = v.value
+            out.append(clip(f'VAR {upsname} {v.name} "{encode(value)}"\n'))
+        if not have_status and (dev.driver_state is DriverState.WAIT or dev.fsd):
+            # WAIT (or a latched FSD) shows even before the driver set a status
+            line = clip(f'VAR {upsname} ups.status "{encode(dev.served_status())}"\n')
+            names = [v.name.lower() for v in dev.variables()]
+            pos = sum(1 for n in names if n < "ups.status")
+            out.insert(1 + pos, line)
+        out.append(f"END LIST VAR {upsname}\n")
+        text = "".join(out)
+        if len(cache) > 8:
+            cache.clear()
+        cache[upsname] = (key, text)
+        return text
+
+    # ---- SET / INSTCMD ------------------------------------------------------
+    def _new_tracking(self, s: Session) -> str | None:
+        if not s.tracking:
+            return None
+        tid = str(uuid.uuid4()).upper()
+        self.tracking[tid] = (-1, time.monotonic() + self.conf.trackingdelay)
+        return tid
+
+    def tracking_result(self, tid: str | None, status: int) -> None:
+        if tid is not None and tid in self.tracking:
+            self.tracking[tid] = (status, self.tracking[tid][1])
+
+    def _purge_tracking(self) -> None:
+        now = time.monotonic()
+        for tid in [t for t, (_, exp) in self.tracking.items() if exp < now]:
+            del self.tracking[tid]
+
+    def _ok(self, tid: str | None) -> str:
+        return f"OK TRACKING {tid}\n" if tid else "OK\n"
+
+    def _set(self, s: Session, a: tuple[str, ...]) -> str:
+        if len(a) < 2:
+            return _err("INVALID-ARGUMENT")
+        sub = a[0].upper()
+        if sub == "TRACKING":
+            val = a[1].upper()
+            if val == "ON":
+                s.tracking = True
+                self.tracking_global = True
+                return "OK\n"
+            if val == "OFF":
+                s.tracking = False
+                self.tracking_global = any(x.tracking for x in self.sessions)
+                return "OK\n"
+            return _err("INVALID-ARGUMENT")
+        if sub != "VAR" or len(a) < 4:
+            return _err("INVALID-ARGUMENT")
+        upsname, varname, value = a[1], a[2], a[3]
+        dev = self.find(upsname)
+        if dev is None:
+            return _err("UNKNOWN-UPS")
+        err = self._avail(dev)
+        if err:
+            return err
+        if not self._action(s, "set"):
+            log.warning("User %s@%s failed to SET %s on UPS [%s]", s.username, s.addr, varname, dev.name)
+            return _err("ACCESS-DENIED")
+        var = dev.get(varname)
+        if var is None:
+            return _err("VAR-NOT-SUPPORTED")
+        if not var.rw:
+            return _err("READONLY")
+        if var.string:
+            if var.aux < 1:
+                return _err("SET-FAILED")
+            if len(value) > var.aux:
+                return _err("TOO-LONG")
+        if var.enums and value not in var.enums:
+            return _err("INVALID-VALUE")
+        if var.ranges:
+            n = _atoi(value)
+            if not any(lo <= n <= hi for lo, hi in var.ranges):
+                return _err("INVALID-VALUE")
+        tid = self._new_tracking(s)
+        if self.dispatcher is None or not self.dispatcher("SET", dev, var.name, value, tid):
+            self.tracking.pop(tid or "", None)
+            return _err("SET-FAILED")
+        log.info("Set variable: %s@%s set %s on %s to %s", s.username, s.addr, var.name, dev.name, value)
+        return self._ok(tid)
+
+    def _instcmd(self, s: Session, a: tuple[str, ...]) -> str:
+        if len(a) < 2:
+            return _err("INVALID-ARGUMENT")
+        upsname, cmd = a[0], a[1]
+        param = a[2] if len(a) == 3 else None  # upstream drops it with 4+ args
+        dev = self.find(upsname)
+        if dev is None:
+            return _err("UNKNOWN-UPS")
+        err = self._avail(dev)
+        if err:
+            return err
+        if not dev.has_cmd(cmd):
+            return _err("CMD-NOT-SUPPORTED")
+        if not self.users.check_instcmd(s.username, s.password, s.addr, cmd):
+            log.warning("User %s@%s failed to run %s on UPS [%s]", s.username, s.addr, cmd, dev.name)
+            return _err("ACCESS-DENIED")
+        tid = self._new_tracking(s)
+        if self.dispatcher is None or not self.dispatcher("INSTCMD", dev, dev.canonical_cmd(cmd), param, tid):
+            self.tracking.pop(tid or "", None)
+            return _err("INSTCMD-FAILED")
+        log.info("Instant command: %s@%s did %s%s on %s", s.username, s.addr, cmd,
+                 f" (param {param})" if param is not None else "", dev.name)
+        return self._ok(tid)

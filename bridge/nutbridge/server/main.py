@@ -1,0 +1,142 @@
+"""``nutbridge serve``: run drivers and upsd from NUT configuration files.
+
+Exit codes: 0 on SIGTERM/SIGINT, 2 on a configuration error (printed as
+``file:line: message``, no traceback), 1 when the bridge cannot start
+(e.g. the port is already in use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..config.parser import ConfigError
+from .app import Bridge, BridgeConfig, load_config
+from .upsd import ListenError
+
+log = logging.getLogger("nutbridge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nutbridge serve",
+        description="Serve UPSes from NUT configuration files (ups.conf, upsd.conf, upsd.users). "
+        "Without a configuration directory (--config-dir or NUT_CONFPATH) one simulated UPS "
+        "is served on 127.0.0.1:3493.",
+    )
+    p.add_argument("-c", "--config-dir", type=Path, default=None,
+                   help="directory with ups.conf, upsd.conf and upsd.users (default: $NUT_CONFPATH)")
+    p.add_argument("-D", dest="debug", action="count", default=0, help="more log output (repeatable)")
+    p.add_argument("-q", dest="quiet", action="count", default=0, help="less log output (repeatable)")
+    p.add_argument("-F", dest="foreground", action="count", default=0,
+                   help="stay in the foreground (always; accepted for upsd compatibility)")
+    p.add_argument("-u", dest="user", default=None, help="accepted for upsd compatibility; ignored")
+    fam = p.add_mutually_exclusive_group()
+    fam.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
+    fam.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
+    p.add_argument("-V", "--version", action="version", version=f"nutbridge {__version__}")
+    return p
+
+
+def _setup_logging(level: int) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _banner(cfg: BridgeConfig, bridge: Bridge) -> None:
+    if not cfg.embedded:
+        return
+    host, port = bridge.upsd.bound[0]
+    name = cfg.sections[0].name
+    where = f"{name}@{host}:{port}" if port != 3493 else f"{name}@{host}"
+    print(
+        f"NUT Bridge {__version__}: serving a simulated UPS (no configuration given).\n"
+        f"  query it:   upsc {where}      (or: nutbridge upsc {where})\n"
+        f"  mains loss: upscmd -u admin -p {cfg.generated_password} {where} test.failure.start\n"
+        f"  restore:    upscmd -u admin -p {cfg.generated_password} {where} test.failure.stop\n"
+        "  your own UPS: nutbridge serve --config-dir /etc/nut",
+        flush=True,
+    )
+
+
+async def _serve(cfg: BridgeConfig, family: int) -> int:
+    try:
+        bridge = Bridge(cfg, family)
+    except ConfigError as exc:
+        sys.stderr.write(f"nutbridge: {exc}\n")
+        return 2
+    try:
+        await bridge.start()
+    except ListenError as exc:
+        sys.stderr.write(f"nutbridge: {exc}\n")
+        if "in use" in str(exc):
+            sys.stderr.write("nutbridge: another upsd (or bridge) is probably running; stop it or "
+                             "choose another port with LISTEN in upsd.conf\n")
+        return 1
+    _banner(cfg, bridge)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if hasattr(signal, "SIGHUP"):
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(bridge))
+    log.info("NUT Bridge %s started: %d UPS, config %s", __version__, len(bridge.devices),
+             cfg.confdir or "embedded")
+    await stop.wait()
+    log.info("Signal received, exiting")
+    await bridge.stop()
+    return 0
+
+
+def _reload(bridge: Bridge) -> None:
+    cfg = bridge.cfg
+    if cfg.confdir is None:
+        return
+    from ..config.users import parse_users
+
+    try:
+        users_path = cfg.confdir / "upsd.users"
+        if users_path.is_file():
+            bridge.core.users = parse_users(users_path)
+        if bridge.core.hosts_access is not None:
+            bridge.core.hosts_access.reload()
+        log.info("Configuration reloaded (upsd.users)")
+    except ConfigError as exc:
+        log.error("reload failed, keeping the running configuration: %s", exc)
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.INFO - 10 * args.debug + 10 * args.quiet
+    _setup_logging(max(logging.DEBUG, min(logging.CRITICAL, level)))
+    confdir = args.config_dir
+    if confdir is None and os.environ.get("NUT_CONFPATH"):
+        confdir = Path(os.environ["NUT_CONFPATH"])
+    try:
+        cfg = load_config(confdir)
+    except ConfigError as exc:
+        sys.stderr.write(f"nutbridge: {exc}\n")
+        return 2
+    family = socket.AF_INET if args.ipv4 else socket.AF_INET6 if args.ipv6 else 0
+    try:
+        return asyncio.run(_serve(cfg, family))
+    except ssl.SSLError as exc:
+        sys.stderr.write(f"nutbridge: {cfg.upsd.path}: CERTFILE {cfg.upsd.certfile}: {exc}\n")
+        return 2
+    except (FileNotFoundError, PermissionError) as exc:
+        if cfg.upsd.certfile and exc.filename in (cfg.upsd.certfile, None):
+            sys.stderr.write(f"nutbridge: {cfg.upsd.path}: cannot load CERTFILE {cfg.upsd.certfile}: "
+                             f"{exc.strerror}\n")
+            return 2
+        raise
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,233 @@
+"""upsd's network layer: listeners, connections, TLS upgrade, idle shedding.
+
+Thin by design: bytes go through the sans-IO tokenizer into :class:`Core` and
+its answers go back in one ``write`` per received chunk, so a LIST VAR leaves in
+one segment (upstream's per-line writes meet Nagle + delayed ACK).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable
+
+from ..config.upsd_conf import Listen, UpsdConf
+from ..protocol.tokenizer import ParseError, Tokenizer
+from .core import Core, Session
+
+log = logging.getLogger("nutbridge.upsd")
+
+IDLE_TIMEOUT = float(os.environ.get("NUTBRIDGE_IDLE_TIMEOUT", "60"))  # upstream: 60 s
+SWEEP_INTERVAL = 2.0  # upstream's main loop granularity
+WRITE_HIGH_WATER = 256 * 1024
+
+
+class ListenError(Exception):
+    pass
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = ("_busy", "_paused", "last", "server", "session", "tok", "transport")
+
+    def __init__(self, server: Upsd) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.tok = Tokenizer()
+        self.last = time.monotonic()
+        self._paused = False
+        self._busy = False  # a TLS upgrade is running
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        addr = str(peer[0]) if peer else "unknown"
+        if addr.startswith("::ffff:") and "." in addr:
+            addr = addr[7:]
+        srv = self.server
+        if not srv.conf.client_allowed(addr):
+            log.warning("Rejecting TCP connection from %s (not in ALLOW networks)", addr)
+            transport.abort()
+            return
+        if srv.maxconn and len(srv.connections) >= srv.maxconn:
+            log.warning("Maximum number of connections (%d) reached; refusing %s", srv.maxconn, addr)
+            transport.abort()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.session = srv.core.connect(addr)
+        srv.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        s = self.session
+        t = self.transport
+        if s is None or t is None or self._busy:
+            return
+        self.last = time.monotonic()
+        handle = self.server.core.handle
+        out: list[str] = []
+        for ev in self.tok.feed(data):
+            if isinstance(ev, ParseError):
+                # upstream logs it, answers nothing and drops the rest of the read
+                log.info("Parse error on sock from %s: %s", s.addr, ev.message)
+                self.tok.reset()
+                break
+            out.append(handle(s, ev.words))
+            if s.close_after or s.start_tls:
+                self.tok.reset()
+                break
+        if out:
+            t.write("".join(out).encode("utf-8", "replace"))
+        if s.close_after:
+            t.close()
+        elif s.start_tls:
+            s.start_tls = False
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._upgrade())
+
+    async def _upgrade(self) -> None:
+        assert self.transport is not None and self.session is not None
+        ctx = self.server.ssl_context
+        assert ctx is not None
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.start_tls(self.transport, self, ctx, server_side=True,
+                                       ssl_handshake_timeout=10)
+        except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            log.warning("TLS handshake with %s failed: %s", self.session.addr, exc)
+            self.transport.abort()
+            return
+        if new is None:
+            return
+        self.transport = new
+        self.session.tls = True
+        self._busy = False
+
+    def pause_writing(self) -> None:
+        # a client that pipelines requests but never reads: stop reading it
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session is not None:
+            self.server.core.disconnect(self.session)
+            self.session = None
+        self.server.connections.discard(self)
+
+
+class Upsd:
+    def __init__(self, core: Core, conf: UpsdConf, ssl_context: ssl.SSLContext | None = None,
+                 family: int = 0) -> None:
+        self.core = core
+        self.conf = conf
+        self.ssl_context = ssl_context
+        self.family = family
+        self.maxconn = conf.maxconn
+        self.connections: set[Connection] = set()
+        self.servers: list[asyncio.base_events.Server] = []
+        self.bound: list[tuple[str, int]] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def _factory(self) -> Callable[[], Connection]:
+        return lambda: Connection(self)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures: list[tuple[Listen, str]] = []
+        for lst in self.conf.listeners():
+            hosts = ["0.0.0.0", "::"] if lst.host == "*" else [lst.host]
+            for host in hosts:
+                try:
+                    infos = await loop.getaddrinfo(host, lst.port, family=self.family,
+                                                   type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+                except socket.gaierror as exc:
+                    failures.append((lst, f"cannot resolve {host}: {exc.strerror}"))
+                    continue
+                seen: set[tuple[str, int]] = set()
+                for fam, _, _, _, sa in infos:
+                    addr = (str(sa[0]), int(sa[1]))
+                    if addr in seen or addr in self.bound:
+                        continue
+                    seen.add(addr)
+                    try:
+                        srv = await loop.create_server(self._factory(), addr[0], addr[1], family=fam,
+                                                       reuse_address=True, backlog=1024)
+                    except OSError as exc:
+                        failures.append((lst, f"cannot listen on {_fmt(addr)}: {exc.strerror or exc}"))
+                        continue
+                    self.servers.append(srv)
+                    self.bound.append(addr)
+                    log.info("listening on %s port %d", addr[0], addr[1])
+        if not self.servers:
+            await self.close()
+            detail = "; ".join(msg for _, msg in failures) or "no LISTEN address"
+            raise ListenError(f"no listening interface available ({detail})")
+        fatal = [msg for lst, msg in failures if not _is_localhost_alias(lst.host)]
+        if fatal and not self.conf.allow_not_all_listeners:
+            await self.close()
+            raise ListenError("; ".join(fatal) + " (set ALLOW_NOT_ALL_LISTENERS true to carry on)")
+        for _, msg in failures:
+            log.warning("%s", msg)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            cutoff = time.monotonic() - IDLE_TIMEOUT
+            for c in [c for c in self.connections if c.last < cutoff]:
+                if c.transport is not None:
+                    log.debug("Disconnect %s (idle timeout)", c.session.addr if c.session else "?")
+                    c.transport.close()
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for srv in self.servers:
+            srv.close()
+        for c in list(self.connections):
+            if c.transport is not None:
+                c.transport.close()
+        for srv in self.servers:
+            await srv.wait_closed()
+        self.servers.clear()
+
+
+def _is_localhost_alias(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1", "ip6-localhost")
+
+
+def _fmt(addr: tuple[str, int]) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def make_ssl_context(conf: UpsdConf) -> ssl.SSLContext | None:
+    """Server TLS context from CERTFILE (PEM: certificate chain and key)."""
+    if not conf.certfile:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(conf.certfile)  # raises: upsd must refuse to start
+    if conf.certrequest and conf.certpath:
+        p = conf.certpath
+        if os.path.isdir(p):
+            ctx.load_verify_locations(capath=p)
+        else:
+            ctx.load_verify_locations(cafile=p)
+        ctx.verify_mode = ssl.CERT_REQUIRED if conf.certrequest == 2 else ssl.CERT_OPTIONAL
+    return ctx

@@ -1,0 +1,1 @@
+"""NUT-compatible command line tools (upsc, upscmd, upsrw, upslog)."""
