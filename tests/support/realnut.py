@@ -10,9 +10,12 @@ test can silently skip there.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-NUT_LIBEXEC = [Path("/lib/nut"), Path("/usr/libexec/nut"), Path("/usr/lib/nut")]
+NUT_LIBEXEC = [Path("/lib/nut"), Path("/usr/libexec/nut"), Path("/usr/lib/nut"), Path("/usr/sbin")]
 REQUIRE = os.environ.get("NUTBRIDGE_REQUIRE_INTEROP", "") not in ("", "0")
 
 
@@ -38,9 +41,18 @@ def require(what: str, found: object) -> None:
 def daemon(name: str) -> str | None:
     for d in NUT_LIBEXEC:
         p = d / name
-        if p.is_file() and os.access(p, os.X_OK):
+        if p.is_file() and os.access(p, os.X_OK) and not _is_script(p):
             return str(p)
     return None
+
+
+def _is_script(p: Path) -> bool:
+    # Debian 12's /usr/sbin/upsd is a MODE-checking shell wrapper, not the daemon
+    try:
+        with p.open("rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return True
 
 
 def client(name: str) -> str | None:
@@ -66,8 +78,10 @@ def nut_version() -> str:
     exe = client("upsc")
     if not exe:
         return ""
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
-    return out.strip().rsplit(" ", 1)[-1]
+    p = subprocess.run([exe, "-V"], capture_output=True, text=True)
+    # 2.8.0 prints on stderr, 2.8.5 on stdout ("... 2.8.5 release")
+    m = re.search(r"\d+\.\d+(?:\.\d+)?", p.stdout + p.stderr)
+    return m.group(0) if m else ""
 
 
 def free_port() -> int:
@@ -254,3 +268,58 @@ def run_tool(argv: list[str], env: Mapping[str, str] | None = None, input: bytes
     e.update(env or {})
     e.setdefault("NUT_QUIET_INIT_SSL", "true")
     return subprocess.run(argv, capture_output=True, env=e, input=input, timeout=timeout)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class BridgeProcess:
+    """``python -m nutbridge serve`` on a NutConfig, as a context manager."""
+
+    def __init__(self, cfg: NutConfig, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.cfg = cfg
+        self.proc = proc
+        self.log_path = log_path
+
+    @classmethod
+    def start(cls, cfg: NutConfig, args: list[str] | None = None,
+              env: Mapping[str, str] | None = None, timeout: float = 15.0) -> BridgeProcess:
+        cfg.write()
+        e = cfg.env()
+        e["PYTHONPATH"] = str(REPO / "bridge") + os.pathsep + e.get("PYTHONPATH", "")
+        e.update(env or {})
+        log_path = cfg.run / "bridge.log"
+        log = open(log_path, "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "nutbridge", "serve", "--config-dir", str(cfg.etc),
+                                 *(args or [])], env=e, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self = cls(cfg, proc, log_path)
+        try:
+            wait_port(cfg.port, timeout=timeout)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"bridge did not start:\n{self.log()}") from None
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> BridgeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        rc = self.stop()
+        assert rc == 0, f"bridge exited with {rc}:\n{self.log()[-3000:]}"
