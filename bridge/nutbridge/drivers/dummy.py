@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..protocol.tokenizer import Line, Tokenizer
+from ..protocol.wire import encode
 from ..state import Device
 from .base import ConfigError, DeviceError, Driver, Status, _bridge_version
 
@@ -273,7 +274,9 @@ class DummyUPS(Driver):
                 for key in _MIRRORED:
                     v = dev.value(f"ups.{key}")
                     if v is not None:
-                        dev.set(f"device.{key}", v)
+                        # upstream's driver core copies the already-escaped
+                        # value, so clients see it escaped twice; we match that
+                        dev.set(f"device.{key}", encode(v))
                 self._initialised = True
 
     async def wait(self) -> None:

@@ -31,7 +31,7 @@ class ListenError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("_busy", "_paused", "last", "server", "session", "tok", "transport")
+    __slots__ = ("_busy", "_early", "_paused", "last", "server", "session", "tok", "transport")
 
     def __init__(self, server: Upsd) -> None:
         self.server = server
@@ -41,6 +41,7 @@ class Connection(asyncio.Protocol):
         self.last = time.monotonic()
         self._paused = False
         self._busy = False  # a TLS upgrade is running
+        self._early = b""  # decrypted data that arrived before start_tls() returned
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -71,7 +72,12 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         s = self.session
         t = self.transport
-        if s is None or t is None or self._busy:
+        if self._busy:
+            # the client may send its first request in the same flight as the
+            # end of its handshake; keep it for when the upgrade completes
+            self._early += data
+            return
+        if s is None or t is None:
             return
         self.last = time.monotonic()
         handle = self.server.core.handle
@@ -112,6 +118,9 @@ class Connection(asyncio.Protocol):
         self.transport = new
         self.session.tls = True
         self._busy = False
+        if self._early:
+            early, self._early = self._early, b""
+            self.data_received(early)
 
     def pause_writing(self) -> None:
         # a client that pipelines requests but never reads: stop reading it
