@@ -464,3 +464,44 @@ def test_passwords_never_logged(tmp_path: Path) -> None:
         log = br.log()
     assert "vip" in log  # the actions are audited...
     assert secret not in log and "wrong-Pa55" not in log  # ...without credentials
+
+
+def test_embedded_default_serves_a_controllable_simulated_ups() -> None:
+    """No configuration: one simulated UPS, an admin password printed once."""
+    import re
+
+    port = realnut.free_port()
+    e = dict(os.environ)
+    e.pop("NUT_CONFPATH", None)
+    e["PYTHONPATH"] = str(REPO / "bridge")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nutbridge", "serve", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=e,
+        text=True,
+    )
+    try:
+        banner = "".join(proc.stdout.readline() for _ in range(5))  # type: ignore[union-attr]
+        m = re.search(r"-p (\S+) sim@127\.0\.0\.1:(\d+) test\.failure\.start", banner)
+        assert m and int(m.group(2)) == port, banner
+        assert ask(port, "LIST UPS") == 'BEGIN LIST UPS\nUPS sim "NUT Bridge simulated UPS"\nEND LIST UPS\n'
+        assert ask(port, "GET VAR sim ups.status") == 'VAR sim ups.status "OL"\n'
+        # unauthenticated control is refused; the printed password works
+        assert ask(port, "INSTCMD sim test.failure.start") == "ERR USERNAME-REQUIRED\n"
+        assert ask(port, "USERNAME admin", "PASSWORD wrong", "INSTCMD sim test.failure.start").endswith(
+            "ERR ACCESS-DENIED\n"
+        )
+        assert ask(port, "USERNAME admin", f"PASSWORD {m.group(1)}", "INSTCMD sim test.failure.start") == (
+            "OK\nOK\nOK\n"
+        )
+        deadline = time.monotonic() + 10
+        while "OB" not in ask(port, "GET VAR sim ups.status"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+        err = proc.stderr.read()  # type: ignore[union-attr]
+    assert "Traceback" not in err
+    assert m.group(1) not in err  # the password is shown to the user, never logged

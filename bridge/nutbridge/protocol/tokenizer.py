@@ -1,6 +1,6 @@
 """NUT's line tokenizer ("parseconf" rules), sans-IO.
 
-Behaviour observed from upstream upsd and documented in docs/protocol.md:
+Behaviour observed from upstream upsd and documented in docs/architecture.md:
 
 * words split on ASCII whitespace (space, TAB, CR, VT, FF);
 * ``"..."`` makes one word (possibly empty); inside it ``\\x`` is a literal ``x``;

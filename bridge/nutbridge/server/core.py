@@ -5,7 +5,7 @@ upstream upsd would send (RFC 9271 / NUT 2.8 behaviour, check order included).
 It owns no sockets: the asyncio layer (``upsd.py``) feeds it lines and writes
 what it returns, and fuzz tests drive it directly.
 
-Check order matters to clients and is kept exactly (docs/protocol.md):
+Check order matters to clients and is kept exactly (docs/architecture.md):
 SET VAR: UNKNOWN-UPS, availability, ACCESS-DENIED, VAR-NOT-SUPPORTED, READONLY,
 SET-FAILED/TOO-LONG, INVALID-VALUE; INSTCMD: UNKNOWN-UPS, availability,
 CMD-NOT-SUPPORTED, ACCESS-DENIED.

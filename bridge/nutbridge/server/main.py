@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.parser import ConfigError
+from ..config.upsd_conf import DEFAULT_PORT, Listen
 from .app import Bridge, BridgeConfig, load_config
 from .upsd import ListenError
 
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-F", dest="foreground", action="count", default=0,
                    help="stay in the foreground (always; accepted for upsd compatibility)")
     p.add_argument("-u", dest="user", default=None, help="accepted for upsd compatibility; ignored")
+    p.add_argument("-l", "--listen", action="append", default=[], metavar="ADDR[:PORT]",
+                   help="listen here instead of upsd.conf's LISTEN lines (repeatable; "
+                   "IPv6 as [::1]:3493)")
     fam = p.add_mutually_exclusive_group()
     fam.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
     fam.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
@@ -114,6 +118,20 @@ def _reload(bridge: Bridge) -> None:
         log.error("reload failed, keeping the running configuration: %s", exc)
 
 
+def _parse_listen(text: str) -> Listen:
+    host, port = text, DEFAULT_PORT
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            port = int(rest.lstrip(":"))
+    elif text.count(":") == 1:
+        host, p = text.split(":")
+        port = int(p)
+    if not 0 < port < 65536 or not host:
+        raise ValueError(f"invalid address {text!r}")
+    return Listen(host, port)
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     level = logging.INFO - 10 * args.debug + 10 * args.quiet
@@ -126,6 +144,12 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"nutbridge: {exc}\n")
         return 2
+    if args.listen:
+        try:
+            cfg.upsd.listen = [_parse_listen(x) for x in args.listen]
+        except ValueError as exc:
+            sys.stderr.write(f"nutbridge: --listen: {exc}\n")
+            return 2
     family = socket.AF_INET if args.ipv4 else socket.AF_INET6 if args.ipv6 else 0
     try:
         return asyncio.run(_serve(cfg, family))
