@@ -92,7 +92,9 @@ async def test_mirrors_and_forwards(tmp_path: Path) -> None:
             ups_id, charge = dev.get("ups.id"), dev.get("battery.charge")
             assert ups_id is not None and ups_id.type_words() == ["RW", "STRING:16"]
             assert charge is not None and charge.type_words() == ["RW", "NUMBER"]
-            assert dev.commands() == ["load.off"]
+            remote = realnut.query(cfg.port, "LIST CMD src").decode().splitlines()
+            assert dev.commands() == [ln.split()[2] for ln in remote if ln.startswith("CMD ")]
+            assert "load.off" in dev.commands()
             # driver.* are ours
             assert dev.value("driver.name") == "dummy-ups"
             assert dev.value("driver.parameter.mode") == "repeater"

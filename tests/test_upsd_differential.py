@@ -82,6 +82,8 @@ def wait_ready(port: int, names: list[str], timeout: float = 60.0) -> None:
 
 
 _NORMALISE = [
+    # NUT 2.8.5's driver core flips driver.state between quiet and updateinfo
+    (re.compile(rb"^(VAR \S+ driver\.state )\"[^\"]*\"$", re.M | re.I), rb'\1"<state>"'),
     (re.compile(rb"^(VAR \S+ (?:driver\.version|driver\.version\.internal) )\"[^\"]*\"$", re.M | re.I),
      rb'\1"<version>"'),
     (re.compile(rb"^(VAR \S+ server\.(?:version|info) )\"[^\"]*\"$", re.M | re.I), rb'\1"<version>"'),

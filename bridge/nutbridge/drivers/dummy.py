@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..compat import driver_core_2_8_5
 from ..protocol.tokenizer import Line, Tokenizer
 from ..protocol.wire import encode
 from ..state import Device
@@ -82,6 +83,10 @@ _KNOWN_FLAGS: dict[str, int | None] = {
 }
 DEFAULT_STRING_LEN = 32
 MAX_FILE_VALUE = 127
+# Driver-core commands of NUT >= 2.8.3 (the C driver handles them itself).
+_CORE_CMDS = ("driver.killpower", "driver.reload", "driver.reload-or-error", "driver.reload-or-exit",
+              "shutdown.default")
+
 # Copied to device.* once the first read is done (upstream's driver core does it).
 _MIRRORED = ("mfr", "model", "serial")
 # ups.conf keys C dummy-ups echoes as driver.parameter.* / driver.flag.*
@@ -321,12 +326,17 @@ class DummyUPS(Driver):
     def _run_chunk(self) -> float:
         """Apply entries up to the next TIMER or the end; return the pause."""
         dev = self.device
+        # 2.8.5's driver core builds ups.status from tokens, each set once; a
+        # file that never sets a status commits "" over the built-in "OL"
+        status: list[str] | None = None
+        if driver_core_2_8_5() and not self._initialised:
+            status = []
         while self._pos < len(self._entries):
             e = self._entries[self._pos]
             self._pos += 1
             if e.kind == "timer":
                 if e.seconds > 0:
-                    self._finish_chunk()
+                    self._finish_chunk(status)
                     return e.seconds
             elif e.kind == "alarm":
                 if self._alarms is None:
@@ -336,19 +346,28 @@ class DummyUPS(Driver):
                 else:
                     self._alarms.clear()
             elif e.kind == "status":
-                dev.set("ups.status", e.value or "", rw=True, string=True, aux=DEFAULT_STRING_LEN)
+                if driver_core_2_8_5():
+                    status = list(dict.fromkeys((e.value or "").split()))
+                else:
+                    dev.set("ups.status", e.value or "", rw=True, string=True, aux=DEFAULT_STRING_LEN)
             else:
                 value = self._lastval if e.value is None else e.value
                 if e.value is not None:
                     self._lastval = e.value
                 self._set_from_file(e.name, value)
-        self._finish_chunk()
+        self._finish_chunk(status)
         if self.mode != "dummy-once":
             self._entries, self._pos = [], 0  # replay: re-read the file next time
         return self.pollinterval
 
-    def _finish_chunk(self) -> None:
+    def _finish_chunk(self, status: list[str] | None = None) -> None:
         dev = self.device
+        if status is not None:
+            dev.set("ups.status", " ".join(status), rw=True, string=True, aux=DEFAULT_STRING_LEN)
+        if self._alarms is None and driver_core_2_8_5() and dev.get("ups.alarm") is not None:
+            # 2.8.5's driver core commits its alarm buffer after every update:
+            # with no ALARM line, a plain "ups.alarm:" from the file is wiped
+            dev.delete("ups.alarm")
         if self._alarms is not None:
             tokens = [t for t in dev.status_tokens() if t != "ALARM"]
             if self._alarms:
@@ -384,13 +403,20 @@ class DummyUPS(Driver):
         self._set_from_file("ups.model", "Dummy UPS")
         dev.set("ups.status", "OL", rw=True, string=True, aux=DEFAULT_STRING_LEN)
         dev.add_cmd("load.off")
+        if driver_core_2_8_5():
+            # what NUT 2.8.5's driver core adds to every driver
+            dev.set("driver.debug", "0", rw=True, string=False)
+            dev.set("driver.flag.allow_killpower", "0", rw=True, string=False)
+            dev.set("driver.state", "quiet")
+            for cmd in _CORE_CMDS:
+                dev.add_cmd(cmd)
 
     def publish_driver_info(self) -> None:
         dev, cfg = self.device, self.config
         with dev.batch():
             dev.set("driver.name", "dummy-ups")
             dev.set("driver.version", _bridge_version())
-            dev.set("driver.version.internal", self.version)
+            dev.set("driver.version.internal", self.version if not driver_core_2_8_5() else "0.25")
             params = {"mode": self.mode, "pollinterval": cfg.get("pollinterval", "2"),
                       "synchronous": cfg.get("synchronous", "auto")}
             for key in _PARAMS:
@@ -407,7 +433,7 @@ class DummyUPS(Driver):
             return
         dev = self.device
         for cmd in list(dev.commands()):
-            if cmd not in self.meta.cmds:
+            if cmd not in self.meta.cmds and cmd not in _CORE_CMDS:
                 dev.delete_cmd(cmd)  # the dump's own list replaces the placeholder
         for cmd in self.meta.cmds:
             dev.add_cmd(cmd)

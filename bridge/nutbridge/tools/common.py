@@ -19,11 +19,10 @@ from typing import TypeVar
 
 from .. import __version__
 from ..client import NutClient, NutError, TLSMode, TLSOptions
+from ..compat import COMPAT_ENV, SUPPORTED, nut_compat
 
 T = TypeVar("T")
-
-COMPAT_ENV = "NUTBRIDGE_NUT_COMPAT"
-SUPPORTED = ("2.8.0", "2.8.5")
+__all__ = ["COMPAT_ENV", "SUPPORTED"]
 DEFAULT_PORT = 3493
 
 
@@ -48,8 +47,7 @@ class Profile:
 
 
 def profile() -> Profile:
-    v = os.environ.get(COMPAT_ENV, SUPPORTED[-1]).strip()
-    return Profile(v if v in SUPPORTED else SUPPORTED[-1])
+    return Profile(nut_compat())
 
 
 def out(text: str) -> None:

@@ -1,0 +1,185 @@
+# NUT Bridge developer entry points (see docs/development.md).
+#
+#   make run [ARGS="--config-dir /etc/nut"]   venv + install + `nutbridge serve $(ARGS)`
+#   make test [PYTEST_ARGS=...] [LINT=0]       venv + test deps, ruff + mypy, pytest tests/ (+ tests_ha/)
+#   make lint                                  ruff check + mypy (as configured in pyproject.toml)
+#
+# The venv lives in the repository and is named after the interpreter's minor version
+# (.venv-3.11 on Debian 12, .venv-3.14 inside ../shared/tools/sid), so venvs built by
+# different Pythons never collide. Override with PYTHON=/path/to/python3.X or VENV=dir.
+# Installing is keyed on a hash of pyproject.toml (+ requirements-ha.txt): when neither
+# changed, nothing is reinstalled.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+MIN_PY := 3.11
+# First interpreter found; sid has python3.14 but no `python3`.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do \
+            command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+endif
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYFULL := $(shell $(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null)
+PY_OK := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 11)))' 2>/dev/null)
+# Home Assistant's test harness (requirements-ha.txt) needs Python >= 3.14.2.
+PY_HA := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 14, 2)))' 2>/dev/null)
+VENV ?= .venv-$(PYVER)
+VPY := $(VENV)/bin/python
+# A venv whose interpreter no longer runs (moved, or built by a Python that is gone) is rebuilt.
+VENV_BROKEN := $(shell test -d $(VENV) && ! $(VPY) -c '' >/dev/null 2>&1 && echo 1)
+ifeq ($(VENV_BROKEN),1)
+.PHONY: $(VPY)
+endif
+
+HASH := $(shell cat pyproject.toml requirements-ha.txt 2>/dev/null | sha256sum | cut -c1-12)
+EXTRAS := serial,usb,snmp,zeroconf
+STAMP_RUN := $(VENV)/.installed-run-$(HASH)
+STAMP_TEST := $(VENV)/.installed-test-$(HASH)
+STAMP_HA := $(VENV)/.installed-ha-$(HASH)
+
+HA_TESTS := $(if $(and $(filter 1,$(PY_HA)),$(wildcard tests_ha)),1,)
+TEST_STAMP := $(if $(HA_TESTS),$(STAMP_HA),$(STAMP_TEST))
+
+PIP := $(VPY) -m pip --disable-pip-version-check
+PIP_QUIET ?= -q
+ARGS ?=
+# Extra pytest arguments for every suite, e.g. PYTEST_ARGS="-k upsc -x".
+PYTEST_ARGS ?=
+# `make test` runs `make lint`'s checks first (and still runs pytest if they fail); LINT=0 skips them.
+ifeq ($(filter environment command line,$(origin LINT)),)
+LINT := 1# (GNU make predefines LINT=lint, hence no ?=)
+endif
+# Parallel workers (pytest-xdist); XDIST=0 runs serially.
+XDIST ?= auto
+PYTEST := $(VPY) -m pytest -p no:cacheprovider -ra $(if $(filter 0,$(XDIST)),,-n $(XDIST))
+
+.PHONY: help prereqs venv install install-test run test lint clean-venv
+
+help:
+	@echo "make run  [ARGS=...]        create/update $(VENV), install nut-bridge, run 'nutbridge serve ARGS'"
+	@echo "make test [PYTEST_ARGS=...] create/update $(VENV) with test extras, run ruff + mypy (LINT=0: skip),"
+	@echo "                            pytest tests/ and, on Python >= 3.14.2, tests_ha/"
+	@echo "make lint                   ruff check + mypy"
+	@echo "make clean-venv             remove $(VENV)"
+	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
+
+# ---------------------------------------------------------------- prerequisites
+prereqs:
+	@fail() { printf '\nmake: missing prerequisite: %s\n' "$$1" >&2; shift; printf '  %s\n' "$$@" >&2; exit 1; }
+	if [ -z "$(PYTHON)" ] || [ -z "$(PYVER)" ]; then
+	  fail "python3 >= $(MIN_PY) not found" "Debian/Ubuntu: apt-get install python3 python3-venv" \
+	       "or point make at an interpreter: make $(MAKECMDGOALS) PYTHON=/path/to/python3.X"
+	fi
+	if [ "$(PY_OK)" != 1 ]; then
+	  fail "python3 >= $(MIN_PY) ($(PYTHON) is $(PYFULL))" "install a newer Python and run: make $(MAKECMDGOALS) PYTHON=python3.X"
+	fi
+	if [ "$(VENV_BROKEN)" = 1 ]; then
+	  echo "make: $(VENV) does not run with this machine's Python any more; rebuilding it"
+	  rm -rf "$(VENV)"
+	fi
+	if [ ! -x "$(VPY)" ] && ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then
+	  fail "the venv module with ensurepip for $(PYTHON) $(PYFULL)" \
+	       "Debian/Ubuntu: apt-get install python3-venv   (or python$(PYVER)-venv)" \
+	       "Fedora: dnf install python3   Arch: pacman -S python"
+	fi
+
+# ---------------------------------------------------------------- venv and installs
+venv: $(VPY)
+
+$(VPY): | prereqs
+	@echo "make: creating $(VENV) with $(PYTHON) $(PYFULL)"
+	rm -rf "$(VENV)"
+	$(PYTHON) -m venv "$(VENV)"
+	if ! $(VPY) -m pip --version >/dev/null 2>&1; then
+	  rm -rf "$(VENV)"
+	  printf '\nmake: missing prerequisite: pip inside the venv (ensurepip failed)\n  %s\n' \
+	    "Debian/Ubuntu: apt-get install python3-venv python3-pip   (or python$(PYVER)-venv)" >&2
+	  exit 1
+	fi
+	# Editable installs need pip >= 21.3; only upgrade pip when it is older.
+	if ! $(VPY) -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))'; then
+	  $(PIP) install $(PIP_QUIET) --upgrade pip
+	fi
+
+install: $(STAMP_RUN)
+install-test: $(TEST_STAMP)
+
+# `-e`: the source tree is what runs, so editing bridge/ needs no reinstall.
+$(STAMP_RUN): $(VPY) | prereqs
+	@echo "make: installing nut-bridge[$(EXTRAS)] into $(VENV)"
+	$(PIP) install $(PIP_QUIET) -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-run-*
+	touch $@
+
+$(STAMP_TEST): $(VPY) | prereqs
+	@echo "make: installing nut-bridge[$(EXTRAS),test] into $(VENV)"
+	$(PIP) install $(PIP_QUIET) -e ".[$(EXTRAS),test]"
+	rm -f $(VENV)/.installed-run-* $(VENV)/.installed-test-*
+	touch $(STAMP_RUN) $@
+
+# One resolver run for everything, so pins from pytest-homeassistant-custom-component win.
+$(STAMP_HA): $(VPY) | prereqs
+	@echo "make: installing nut-bridge[$(EXTRAS),test] + requirements-ha.txt into $(VENV)"
+	$(PIP) install $(PIP_QUIET) -e ".[$(EXTRAS),test]" -r requirements-ha.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP_RUN) $(STAMP_TEST) $@
+
+# ---------------------------------------------------------------- run
+run: $(STAMP_RUN)
+	@echo "make: $(VENV)/bin/nutbridge serve $(ARGS)"
+	exec $(VENV)/bin/nutbridge serve $(ARGS)
+
+# ---------------------------------------------------------------- lint
+lint: $(STAMP_TEST)
+	@rc=0
+	echo "== ruff check"; $(VENV)/bin/ruff check . || rc=1
+	echo "== mypy"; $(VENV)/bin/mypy --cache-dir "$(VENV)/.mypy_cache" || rc=1
+	exit $$rc
+
+# ---------------------------------------------------------------- test
+# ruff + mypy first (LINT=0 skips them); a lint failure fails the target but pytest still runs.
+# Each suite's exit code is kept; 5 ("no tests collected") is only a failure when no suite
+# ran any test. Lines starting "test-summary:" are collected by .ci/run.
+test: $(TEST_STAMP)
+	@upsc=$$(command -v upsc || true)
+	if [ -n "$$upsc" ]; then
+	  nut=$$("$$upsc" -V 2>&1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -n1 || true)
+	  nut="NUT $${nut:-unknown version} ($$upsc)"
+	else
+	  nut="NUT: not installed (interop tests skip; they fail under NUTBRIDGE_REQUIRE_INTEROP=1)"
+	fi
+	where="Python $(PYFULL), $$nut"
+	echo "== testing with $$where; venv $(VENV); NUTBRIDGE_REQUIRE_INTEROP=$${NUTBRIDGE_REQUIRE_INTEROP:-unset}"
+	logdir=$$(mktemp -d); trap 'rm -rf "$$logdir"' EXIT
+	summary=(); failed=0; ran=0
+	suite() {  # suite NAME PYTEST-ARGS...
+	  local name=$$1 rc=0 closing; shift
+	  echo "== pytest $$name: $$*"
+	  $(PYTEST) $(PYTEST_ARGS) "$$@" 2>&1 | tee "$$logdir/$$name.log" || rc=$${PIPESTATUS[0]}
+	  closing=$$(grep -E '^=+ .+ =+$$' "$$logdir/$$name.log" | tail -n1 || true)
+	  summary+=("test-summary: $$name [$$where]: $${closing:-(no closing line)} (exit $$rc)")
+	  case $$rc in 0) ran=1 ;; 5) ;; *) failed=1 ;; esac
+	}
+	if [ "$(LINT)" = 1 ]; then
+	  lint=()
+	  echo "== ruff check ."; if $(VENV)/bin/ruff check .; then lint+=("ruff OK"); else lint+=("ruff FAILED"); failed=1; fi
+	  echo "== mypy"; if $(VENV)/bin/mypy --cache-dir "$(VENV)/.mypy_cache"; then lint+=("mypy OK"); else lint+=("mypy FAILED"); failed=1; fi
+	  summary+=("test-summary: lint: $${lint[0]}, $${lint[1]}")
+	fi
+	suite bridge tests/
+	if [ -n "$(HA_TESTS)" ]; then
+	  suite ha -p homeassistant tests_ha/
+	elif [ -d tests_ha ]; then
+	  summary+=("test-summary: ha: not run (needs Python >= 3.14.2, this is $(PYFULL); use ../shared/tools/sid make test)")
+	fi
+	echo; printf '%s\n' "$${summary[@]}"
+	if [ $$failed = 1 ]; then echo "make test: FAILED"; exit 1; fi
+	if [ $$ran = 0 ]; then echo "make test: FAILED (no test ran in any suite)"; exit 1; fi
+	echo "make test: OK"
+
+clean-venv:
+	rm -rf "$(VENV)"
