@@ -463,6 +463,8 @@ class DummyUPS(Driver):
         if vm is not None and not check_value(vm, value):
             return Status.INVALID
         if value == "":
+            # as the C driver: an empty SET deletes the variable (upsd may
+            # briefly serve "" before the driver applies it)
             dev.delete(name)
             return Status.HANDLED
         var = dev.get(name)

@@ -10,7 +10,7 @@ Behaviour observed from upstream upsd and documented in docs/architecture.md:
   nothing is answered;
 * ``=`` is always a word of its own;
 * a newline inside quotes does not end the line (it is dropped like any control byte);
-* only bytes 0x20-0x7E are kept inside words (CVE-2012-2944 fix);
+* only bytes 0x20-0x7F are kept inside words (CVE-2012-2944 fix; upstream keeps DEL);
 * at most 32 words per line and 512 bytes per word; the excess is silently dropped.
 
 The tokenizer never raises on input: it yields :class:`Line` and :class:`ParseError`
@@ -78,8 +78,9 @@ class Tokenizer:
         return bool(self._args) or self._in_word or self._state != _S.START
 
     def _add(self, c: int) -> None:
-        # Control bytes and 8-bit bytes are dropped, and words are capped.
-        if 0x20 <= c <= 0x7E and len(self._word) < MAX_WORDLEN:
+        # Control bytes and 8-bit bytes are dropped (DEL passes, as upstream),
+        # and words are capped.
+        if 0x20 <= c <= 0x7F and len(self._word) < MAX_WORDLEN:
             self._word.append(c)
 
     def _end_word(self) -> None:

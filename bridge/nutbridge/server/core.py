@@ -300,10 +300,11 @@ class Core:
     def _get_var(self, upsname: str, varname: str) -> str:
         low = varname.lower()
         if low.startswith("server."):
+            # upstream answers these in lower case whatever the client sent
             if low == "server.info":
-                return clip(f'VAR {upsname} {varname} "{SERVER_INFO}"\n')
+                return clip(f'VAR {upsname} server.info "{SERVER_INFO}"\n')
             if low == "server.version":
-                return clip(f'VAR {upsname} {varname} "{NUT_COMPAT}"\n')
+                return clip(f'VAR {upsname} server.version "{NUT_COMPAT}"\n')
             return _err("VAR-NOT-SUPPORTED")
         dev = self._by_name.get(upsname.lower())
         if dev is None:

@@ -31,7 +31,8 @@ class ListenError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("_busy", "_early", "_paused", "last", "server", "session", "tok", "transport")
+    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "last", "server", "session", "tok",
+                 "transport")
 
     def __init__(self, server: Upsd) -> None:
         self.server = server
@@ -39,9 +40,11 @@ class Connection(asyncio.Protocol):
         self.session: Session | None = None
         self.tok = Tokenizer()
         self.last = time.monotonic()
-        self._paused = False
+        self._paused = False  # the client is not reading its answers
         self._busy = False  # a TLS upgrade is running
         self._early = b""  # decrypted data that arrived before start_tls() returned
+        self._inbuf = b""  # received, not yet handled (only while paused)
+        self._inpos = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -70,16 +73,30 @@ class Connection(asyncio.Protocol):
         srv.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        s = self.session
-        t = self.transport
         if self._busy:
             # the client may send its first request in the same flight as the
             # end of its handshake; keep it for when the upgrade completes
             self._early += data
             return
-        if s is None or t is None:
+        if self.session is None or self.transport is None:
             return
         self.last = time.monotonic()
+        if self._paused or self._inpos < len(self._inbuf):
+            self._inbuf = self._inbuf[self._inpos :] + data
+            self._inpos = 0
+            if not self._paused:
+                self._drain()
+            return
+        if self.transport.get_write_buffer_size() == 0 and data.count(b"\n") <= 64:
+            self._answer(data)  # the usual case: a few requests, answered at once
+        else:
+            self._inbuf, self._inpos = data, 0
+            self._drain()
+
+    def _answer(self, data: bytes) -> None:
+        """Handle every complete line in ``data`` and send the answers in one write."""
+        s, t = self.session, self.transport
+        assert s is not None and t is not None
         handle = self.server.core.handle
         out: list[str] = []
         for ev in self.tok.feed(data):
@@ -87,10 +104,12 @@ class Connection(asyncio.Protocol):
                 # upstream logs it, answers nothing and drops the rest of the read
                 log.info("Parse error on sock from %s: %s", s.addr, ev.message)
                 self.tok.reset()
+                self._inbuf, self._inpos = b"", 0
                 break
             out.append(handle(s, ev.words))
             if s.close_after or s.start_tls:
                 self.tok.reset()
+                self._inbuf, self._inpos = b"", 0
                 break
         if out:
             t.write("".join(out).encode("utf-8", "replace"))
@@ -100,6 +119,54 @@ class Connection(asyncio.Protocol):
             s.start_tls = False
             self._busy = True
             asyncio.get_running_loop().create_task(self._upgrade())
+
+    def _drain(self) -> None:
+        """Answer buffered requests while the client reads its answers.
+
+        A client that pipelines requests but never reads gets at most one
+        write-buffer's worth of answers; the rest of its input waits (and its
+        socket is not read) until it catches up, so memory stays bounded.
+        """
+        t = self.transport
+        while t is not None and self.session is not None and self._inpos < len(self._inbuf):
+            if t.get_write_buffer_size() > WRITE_HIGH_WATER or t.is_closing() or self._busy:
+                break
+            i = self._inbuf.find(b"\n", self._inpos, self._inpos + 65536)
+            end = len(self._inbuf) if i < 0 else i + 1
+            if i < 0 and end - self._inpos > 65536:
+                end = self._inpos + 65536
+            # about 64 requests at a time: one write each, without a big join
+            for _ in range(63):
+                j = self._inbuf.find(b"\n", end, end + 4096)
+                if j < 0:
+                    break
+                end = j + 1
+            piece = self._inbuf[self._inpos : end]
+            self._inpos = end
+            self._answer(piece)
+            t = self.transport
+        if self._inpos >= len(self._inbuf):
+            self._inbuf, self._inpos = b"", 0
+
+    def pause_writing(self) -> None:
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is None or not self._paused:
+            return
+        self._paused = False
+        self._drain()
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session is not None:
+            self.server.core.disconnect(self.session)
+            self.session = None
+        self._inbuf, self._inpos = b"", 0
+        self.server.connections.discard(self)
 
     async def _upgrade(self) -> None:
         assert self.transport is not None and self.session is not None
@@ -121,23 +188,6 @@ class Connection(asyncio.Protocol):
         if self._early:
             early, self._early = self._early, b""
             self.data_received(early)
-
-    def pause_writing(self) -> None:
-        # a client that pipelines requests but never reads: stop reading it
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            self.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.session is not None:
-            self.server.core.disconnect(self.session)
-            self.session = None
-        self.server.connections.discard(self)
 
 
 class Upsd:
