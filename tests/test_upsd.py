@@ -505,3 +505,57 @@ def test_embedded_default_serves_a_controllable_simulated_ups() -> None:
         err = proc.stderr.read()  # type: ignore[union-attr]
     assert "Traceback" not in err
     assert m.group(1) not in err  # the password is shown to the user, never logged
+
+
+def test_tracking_lifecycle_and_trackingdelay() -> None:
+    """PENDING until the driver answers, then its result; purged after TRACKINGDELAY."""
+    from nutbridge.config.upsd_conf import UpsdConf
+    from nutbridge.config.users import User, Users
+    from nutbridge.server.core import Core
+    from nutbridge.state import Device
+
+    queued: list[tuple[str, str | None]] = []
+    dev = Device("u")
+    dev.set("ups.status", "OL")
+    dev.add_cmd("load.off")
+    dev.set("ups.id", "x", rw=True, string=True, aux=8)
+    dev.data_ok()
+    users = Users({"a": User("a", "p", {"set"}, {"all"})})
+    core = Core(
+        [dev],
+        users,
+        UpsdConf(trackingdelay=60),
+        dispatcher=lambda kind, d, name, value, tid: queued.append((kind, tid)) or True,
+    )
+    s = core.connect("127.0.0.1")
+    for words in (("USERNAME", "a"), ("PASSWORD", "p")):
+        assert core.handle(s, words) == "OK\n"
+    assert core.handle(s, ("INSTCMD", "u", "load.off")) == "OK\n"  # tracking off: no id
+    assert core.handle(s, ("GET", "TRACKING", "x")) == "ERR FEATURE-NOT-CONFIGURED\n"
+    assert core.handle(s, ("SET", "TRACKING", "ON")) == "OK\n"
+    ids = []
+    for words in (
+        ("INSTCMD", "u", "load.off"),
+        ("SET", "VAR", "u", "ups.id", "y"),
+        ("INSTCMD", "u", "load.off"),
+    ):
+        ans = core.handle(s, words)
+        assert ans.startswith("OK TRACKING ") and len(ans) == len("OK TRACKING ") + 36 + 1
+        ids.append(ans.split()[2])
+    assert [q[1] for q in queued[1:]] == ids
+    assert core.handle(s, ("GET", "TRACKING", ids[0].lower())) == "PENDING\n"  # ids match case-insensitively
+    core.tracking_result(ids[0], 0)
+    core.tracking_result(ids[1], 3)
+    core.tracking_result(ids[2], 2)
+    assert [core.handle(s, ("GET", "TRACKING", i)) for i in ids] == [
+        "SUCCESS\n",
+        "ERR FAILED\n",
+        "ERR INVALID-ARGUMENT\n",
+    ]
+    assert core.handle(s, ("GET", "TRACKING", "00000000-0000-0000-0000-000000000000")) == "ERR UNKNOWN\n"
+    # TRACKINGDELAY: entries older than it are gone
+    for tid in ids:
+        status, expiry = core.tracking[tid]
+        core.tracking[tid] = (status, expiry - 61)
+    assert core.handle(s, ("GET", "TRACKING", ids[0])) == "ERR UNKNOWN\n"
+    assert core.tracking == {}
