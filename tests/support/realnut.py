@@ -222,6 +222,15 @@ def c_upsd(cfg: NutConfig, drivers: bool = True, wait_ready: bool = True) -> Ite
                     subprocess.Popen([drv, "-a", name, "-F", "-u", "root"], env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
                 )
+        if drivers:
+            # upsd retries unconnected drivers only every ~2 s: start it once the
+            # driver sockets exist
+            deadline = time.monotonic() + 10
+            socks = [cfg.run / f"{o.get('driver', 'dummy-ups')}-{n}" for n, o in cfg.ups.items()]
+            while time.monotonic() < deadline and not all(
+                p.exists() or any(x.poll() is not None for x in procs) for p in socks
+            ):
+                time.sleep(0.02)
         log = open(cfg.run / "upsd.log", "wb")
         logs.append(log)
         procs.append(
