@@ -57,13 +57,14 @@ endif
 XDIST ?= auto
 PYTEST := $(VPY) -m pytest -p no:cacheprovider -ra $(if $(filter 0,$(XDIST)),,-n $(XDIST))
 
-.PHONY: help prereqs venv install install-test run test lint clean-venv
+.PHONY: help prereqs venv install install-test run test lint bench clean-venv
 
 help:
 	@echo "make run  [ARGS=...]        create/update $(VENV), install nut-bridge, run 'nutbridge serve ARGS'"
 	@echo "make test [PYTEST_ARGS=...] create/update $(VENV) with test extras, run ruff + mypy (LINT=0: skip),"
 	@echo "                            pytest tests/ and, on Python >= 3.14.2, tests_ha/"
 	@echo "make lint                   ruff check + mypy"
+	@echo "make bench [BENCH_ARGS=--quick] C upsd vs bridge benchmark -> docs/benchmarks.md"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
 
@@ -183,3 +184,11 @@ test: $(TEST_STAMP)
 
 clean-venv:
 	rm -rf "$(VENV)"
+
+# ---------------------------------------------------------------- bench
+# Side by side with Debian's C upsd + dummy-ups (needs nut-server and gcc); rewrites
+# docs/benchmarks.md. BENCH_ARGS=--quick: < 90 s. With uvloop installed in the venv a
+# "bridge + uvloop" column is added. Not part of `make test`.
+BENCH_ARGS ?=
+bench: $(STAMP_TEST)
+	$(VPY) benchmarks/run.py $(BENCH_ARGS)

@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import cast
 
 from ..config.upsd_conf import Listen, UpsdConf
 from ..protocol.tokenizer import ParseError, Tokenizer
@@ -47,7 +48,8 @@ class Connection(asyncio.Protocol):
         self._inpos = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # cast, not isinstance(): uvloop's transports do not derive from asyncio.Transport
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
         addr = str(peer[0]) if peer else "unknown"
