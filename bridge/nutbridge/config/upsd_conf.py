@@ -57,15 +57,18 @@ class UpsdConf:
         return [Listen("127.0.0.1", DEFAULT_PORT), Listen("::1", DEFAULT_PORT)]
 
     def client_allowed(self, addr: str) -> bool:
-        if not self.allow:
-            return True
-        try:
-            ip = ipaddress.ip_address(addr.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        return any(ip.version == net.version and ip in net for net in self.allow)
+        return not self.allow or addr_in(addr, self.allow)
+
+
+def addr_in(addr: str, networks: list[Network]) -> bool:
+    """Is a peer address (IPv4, IPv6, v4-mapped, with or without %scope) in networks?"""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
 
 
 def parse_network(text: str) -> Network:

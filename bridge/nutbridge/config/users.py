@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .parser import Entry, read_entries
-from .upsd_conf import Network, parse_network
+from .upsd_conf import Network, addr_in, parse_network
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +22,7 @@ class User:
     networks: list[Network] = field(default_factory=list)  # empty: from anywhere
 
     def from_ok(self, addr: str) -> bool:
-        if not self.networks:
-            return True
-        try:
-            ip = ipaddress.ip_address(addr.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        return any(ip.version == n.version and ip in n for n in self.networks)
+        return not self.networks or addr_in(addr, self.networks)
 
 
 @dataclass

@@ -185,19 +185,19 @@ class Core:
         return "OK STARTTLS\n"
 
     def _username(self, s: Session, a: tuple[str, ...]) -> str:
-        if len(a) != 1:
-            return _err("INVALID-ARGUMENT")
-        if s.username is not None:
-            return _err("ALREADY-SET-USERNAME")
-        s.username = a[0]
-        return "OK\n"
+        return self._credential(s, a, "username")
 
     def _password(self, s: Session, a: tuple[str, ...]) -> str:
+        return self._credential(s, a, "password")
+
+    @staticmethod
+    def _credential(s: Session, a: tuple[str, ...], field: str) -> str:
+        # always OK when first given: credentials are checked per command
         if len(a) != 1:
             return _err("INVALID-ARGUMENT")
-        if s.password is not None:
-            return _err("ALREADY-SET-PASSWORD")
-        s.password = a[0]
+        if getattr(s, field) is not None:
+            return _err(f"ALREADY-SET-{field.upper()}")
+        setattr(s, field, a[0])
         return "OK\n"
 
     def _logout(self, s: Session, a: tuple[str, ...]) -> str:
