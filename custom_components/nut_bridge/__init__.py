@@ -1,0 +1,43 @@
+"""NUT Bridge: Home Assistant integration for NUT Bridge (and other NUT) servers."""
+
+from __future__ import annotations
+
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from .const import DOMAIN, PLATFORMS
+from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, NutBridgeData, server_identifier
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> bool:
+    """Connect to the server, do the first poll, and set up the platforms."""
+    coordinator = NutBridgeCoordinator(
+        hass,
+        entry,
+        host=entry.data[CONF_HOST],
+        port=entry.data[CONF_PORT],
+        username=entry.data.get(CONF_USERNAME),
+        password=entry.data.get(CONF_PASSWORD),
+    )
+    entry.async_on_unload(coordinator.async_close)
+    await coordinator.async_config_entry_first_refresh()
+    server = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={server_identifier(entry)},
+        name=entry.title,
+        manufacturer="Network UPS Tools",
+        model="NUT server",
+        entry_type=dr.DeviceEntryType.SERVICE,
+    )
+    entry.runtime_data = NutBridgeData(coordinator=coordinator, server_device_id=server.id)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> bool:
+    """Unload the platforms; the client is closed by the on-unload callback."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+__all__ = ["DOMAIN"]

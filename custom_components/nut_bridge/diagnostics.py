@@ -1,0 +1,47 @@
+"""Diagnostics with addresses, credentials and identifying data redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+
+from .coordinator import NutBridgeConfigEntry
+
+TO_REDACT = {
+    CONF_HOST,
+    CONF_USERNAME,
+    CONF_PASSWORD,
+    "title",
+    "unique_id",
+    "ups.serial",
+    "device.serial",
+    "battery.serial",
+    "ups.id",
+    "device.location",
+    "ups.location",
+    "device.contact",
+    "ups.contact",
+    "device.macaddr",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: NutBridgeConfigEntry
+) -> dict[str, Any]:
+    coordinator = entry.runtime_data.coordinator
+    ups = {
+        name: {
+            "description": state.description,
+            "error": state.error,
+            "variables": async_redact_data(state.variables, TO_REDACT),
+        }
+        for name, state in (coordinator.data or {}).items()
+    }
+    return {
+        "entry": async_redact_data(entry.as_dict(), TO_REDACT),
+        "update_interval": str(coordinator.update_interval),
+        "ups": ups,
+    }

@@ -1,0 +1,76 @@
+"""Base entity: one device per UPS, linked to the NUT server device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN, KEY_FIRMWARE, KEY_MFR, KEY_MODEL, KEY_SERIAL
+from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState
+
+
+def ups_identifier(entry: NutBridgeConfigEntry, ups: str) -> tuple[str, str]:
+    return (DOMAIN, f"{entry.unique_id or entry.entry_id}_{ups}")
+
+
+class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
+    """An entity bound to one UPS of the server."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self, coordinator: NutBridgeCoordinator, ups: str, description: EntityDescription
+    ) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+        self.ups = ups
+        entry = coordinator.config_entry
+        self._attr_unique_id = f"{entry.unique_id or entry.entry_id}_{ups}_{description.key}"
+        state = coordinator.data.get(ups)
+        variables = state.variables if state else {}
+        self._attr_device_info = DeviceInfo(
+            identifiers={ups_identifier(entry, ups)},
+            name=ups,
+            manufacturer=variables.get(KEY_MFR),
+            model=variables.get(KEY_MODEL),
+            serial_number=variables.get(KEY_SERIAL),
+            sw_version=variables.get(KEY_FIRMWARE),
+            via_device_id=entry.runtime_data.server_device_id,
+        )
+
+    @property
+    def ups_state(self) -> UpsState | None:
+        return self.coordinator.data.get(self.ups) if self.coordinator.data else None
+
+    @property
+    def available(self) -> bool:
+        state = self.ups_state
+        return super().available and state is not None and state.available
+
+
+def add_entities_as_ups_appear(
+    entry: NutBridgeConfigEntry,
+    add: Callable[[Iterable[Entity]], None],
+    build: Callable[[NutBridgeCoordinator, UpsState], Iterable[NutBridgeEntity]],
+) -> None:
+    """Add the entities of every UPS now, and of UPS that appear in later polls."""
+    coordinator = entry.runtime_data.coordinator
+    known: set[str] = set()
+
+    @callback
+    def _check() -> None:
+        new = [s for name, s in coordinator.data.items() if name not in known and s.variables]
+        if not new:
+            return
+        entities: list[NutBridgeEntity] = []
+        for state in new:
+            known.add(state.name)
+            entities.extend(build(coordinator, state))
+        add(entities)
+
+    _check()
+    entry.async_on_unload(coordinator.async_add_listener(_check))

@@ -1,0 +1,1 @@
+"""Tests of the NUT Bridge Home Assistant integration."""
