@@ -169,7 +169,12 @@ test: $(TEST_STAMP)
 	  lint=()
 	  echo "== ruff check ."; if $(VENV)/bin/ruff check .; then lint+=("ruff OK"); else lint+=("ruff FAILED"); failed=1; fi
 	  echo "== mypy"; if $(VENV)/bin/mypy --cache-dir "$(VENV)/.mypy_cache"; then lint+=("mypy OK"); else lint+=("mypy FAILED"); failed=1; fi
-	  summary+=("test-summary: lint: $${lint[0]}, $${lint[1]}")
+	  if [ -n "$(HA_TESTS)" ]; then
+	    echo "== mypy --strict custom_components/nut_bridge"
+	    if MYPYPATH=bridge $(VENV)/bin/mypy --strict --python-version 3.14 --cache-dir "$(VENV)/.mypy_cache" custom_components/nut_bridge; then
+	      lint+=("mypy (integration, strict) OK"); else lint+=("mypy (integration, strict) FAILED"); failed=1; fi
+	  fi
+	  summary+=("test-summary: lint: $${lint[*]}")
 	fi
 	suite bridge tests/
 	if [ -n "$(HA_TESTS)" ]; then
