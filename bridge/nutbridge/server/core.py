@@ -66,6 +66,7 @@ class Session:
     close_after: bool = False
     start_tls: bool = False
     subscribed: set[str] = field(default_factory=set)  # push extension
+    subscribe_to: list[Device] = field(default_factory=list)  # set by SUBSCRIBE for the IO layer
 
 
 def _atoi(text: str) -> int:
@@ -119,6 +120,7 @@ class Core:
             "FSD": self._fsd,
             "SET": self._set,
             "INSTCMD": self._instcmd,
+            "SUBSCRIBE": self._subscribe,
         }
         self._user_cmds = frozenset({"LOGIN", "PRIMARY", "MASTER", "FSD", "SET", "INSTCMD"})
 
@@ -249,6 +251,50 @@ class Core:
             dev.generation += 1
             dev._notify(frozenset({"ups.status"}))
         return "OK FSD-SET\n"
+
+    # ---- push extension ------------------------------------------------------
+    def _subscribe(self, s: Session, a: tuple[str, ...]) -> str:
+        """``SUBSCRIBE <ups>...|*``: bridge extension (docs/push.md).
+
+        Standard clients never send it; other servers answer UNKNOWN-COMMAND,
+        which tells our clients to poll. Reading needs no login, so neither
+        does subscribing.
+        """
+        if not self.conf.push:
+            return _err("UNKNOWN-COMMAND")
+        if not a:
+            return _err("INVALID-ARGUMENT")
+        if a == ("*",):
+            devs = list(self.devices)
+        else:
+            devs = []
+            for name in a:
+                dev = self.find(name)
+                if dev is None:
+                    return _err("UNKNOWN-UPS")
+                devs.append(dev)
+        new = [d for d in devs if d.name not in s.subscribed]
+        s.subscribed.update(d.name for d in new)
+        s.subscribe_to = new
+        return "OK SUBSCRIBED\n"
+
+    def update_batch(self, dev: Device, changed: frozenset[str] | None) -> str:
+        """One push batch: changed variables (all when None), deletions, availability."""
+        name = dev.name
+        out = [f"BEGIN UPDATE {name}\n"]
+        names = [v.name for v in dev.variables()] if changed is None else sorted(changed, key=str.lower)
+        for n in names:
+            var = dev.get(n)
+            if var is not None:
+                value = dev.served_status() if n.lower() == "ups.status" else var.value
+                out.append(clip(f'VAR {name} {var.name} "{encode(value)}"\n'))
+            elif not dev.has_cmd(n) and changed is not None:
+                out.append(clip(f"DELVAR {name} {n}\n"))
+        code = dev.availability(self.conf.maxage)
+        state = code or ("WAIT" if dev.driver_state is DriverState.WAIT else "OK")
+        out.append(f"STATE {name} {state}\n")
+        out.append(f"END UPDATE {name}\n")
+        return "".join(out)
 
     # ---- GET ----------------------------------------------------------------
     def _get(self, s: Session, a: tuple[str, ...]) -> str:

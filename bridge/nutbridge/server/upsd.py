@@ -18,6 +18,7 @@ from typing import cast
 
 from ..config.upsd_conf import Listen, UpsdConf
 from ..protocol.tokenizer import ParseError, Tokenizer
+from ..state import Device
 from .core import Core, Session
 
 log = logging.getLogger("nutbridge.upsd")
@@ -25,6 +26,7 @@ log = logging.getLogger("nutbridge.upsd")
 IDLE_TIMEOUT = float(os.environ.get("NUTBRIDGE_IDLE_TIMEOUT", "60"))  # upstream: 60 s
 SWEEP_INTERVAL = 2.0  # upstream's main loop granularity
 WRITE_HIGH_WATER = 256 * 1024
+PUSH_BUFFER_LIMIT = 1024 * 1024  # a push subscriber this far behind is dropped
 
 
 class ListenError(Exception):
@@ -32,8 +34,8 @@ class ListenError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "last", "server", "session", "tok",
-                 "transport")
+    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "_unsubs", "last", "server", "session",
+                 "tok", "transport")
 
     def __init__(self, server: Upsd) -> None:
         self.server = server
@@ -46,6 +48,7 @@ class Connection(asyncio.Protocol):
         self._early = b""  # decrypted data that arrived before start_tls() returned
         self._inbuf = b""  # received, not yet handled (only while paused)
         self._inpos = 0
+        self._unsubs: list[Callable[[], None]] = []  # push subscriptions
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # cast, not isinstance(): uvloop's transports do not derive from asyncio.Transport
@@ -115,12 +118,41 @@ class Connection(asyncio.Protocol):
                 break
         if out:
             t.write("".join(out).encode("utf-8", "replace"))
+        if s.subscribe_to:
+            self._subscribe(s.subscribe_to)
+            s.subscribe_to = []
         if s.close_after:
             t.close()
         elif s.start_tls:
             s.start_tls = False
             self._busy = True
             asyncio.get_running_loop().create_task(self._upgrade())
+
+    def _subscribe(self, devices: list[Device]) -> None:
+        """Push extension: a snapshot now, then one batch per device change."""
+        core = self.server.core
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is not None:
+            try:  # no request traffic to notice a vanished peer: let TCP do it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except OSError:
+                pass
+
+        def push(dev: Device, changed: frozenset[str]) -> None:
+            t = self.transport
+            if t is None or t.is_closing():
+                return
+            if t.get_write_buffer_size() > PUSH_BUFFER_LIMIT:
+                log.warning("Push subscriber %s is not reading; disconnecting it",
+                            self.session.addr if self.session else "?")
+                t.close()
+                return
+            t.write(core.update_batch(dev, changed or frozenset({"ups.status"})).encode("utf-8", "replace"))
+
+        for dev in devices:
+            self._unsubs.append(dev.subscribe(push))
+            if self.transport is not None:
+                self.transport.write(core.update_batch(dev, None).encode("utf-8", "replace"))
 
     def _drain(self) -> None:
         """Answer buffered requests while the client reads its answers.
@@ -164,6 +196,9 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        for unsub in self._unsubs:
+            unsub()
+        self._unsubs.clear()
         if self.session is not None:
             self.server.core.disconnect(self.session)
             self.session = None
@@ -251,7 +286,9 @@ class Upsd:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             cutoff = time.monotonic() - IDLE_TIMEOUT
-            for c in [c for c in self.connections if c.last < cutoff]:
+            # push subscribers listen without talking: not idle in upsd's sense
+            for c in [c for c in self.connections
+                      if c.last < cutoff and not (c.session and c.session.subscribed)]:
                 if c.transport is not None:
                     log.debug("Disconnect %s (idle timeout)", c.session.addr if c.session else "?")
                     c.transport.close()
