@@ -204,7 +204,7 @@ def start_bridge(cfg: NutConfig | None, *, uvloop: bool, src: Path, logdir: Path
     env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
     args = ["serve"] + ([] if cfg is None else ["--config-dir", str(cfg.etc)])
     # -O: upsd.py's connection_made asserts isinstance(transport, asyncio.Transport), which uvloop's
-    # transports are not; the assert has to go for uvloop to serve at all (see docs/benchmarks.md).
+    # transports used to fail an isinstance() assert in the bridge; kept harmless.
     if uvloop:
         argv = [sys.executable, "-c", UVLOOP_SHIM, *args]
     else:
@@ -571,6 +571,9 @@ def report(results: dict[str, dict[str, Any]], fp: dict[str, dict[str, Any]], pl
     return "\n".join(L)
 
 
+KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
+
+
 # ---------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -638,6 +641,9 @@ def main() -> int:
     argv = [".venv/bin/python", "benchmarks/run.py", *sys.argv[1:]]
     text = report(results, fp, plan, dev, argv, started, total, src)
     a.out.parent.mkdir(parents=True, exist_ok=True)
+    # keep sections other benchmarks own (e.g. ha_push.py's), which follow the marker
+    if a.out.exists() and KEEP_MARKER in a.out.read_text():
+        text = text.rstrip("\n") + "\n\n" + a.out.read_text()[a.out.read_text().index(KEEP_MARKER):]
     a.out.write_text(text)
     print(f"[{total:5.1f} s] wrote {a.out}")
     return 0

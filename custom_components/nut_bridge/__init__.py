@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from typing import Final
 
-from .const import DOMAIN, PLATFORMS
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN
+from .const import PLATFORMS as SENSOR_PLATFORMS
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, NutBridgeData, server_identifier
+from .services import async_fetch_controls, async_setup_services, forget_controls
+
+PLATFORMS: Final = [
+    *SENSOR_PLATFORMS,
+    Platform.BUTTON,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SWITCH,
+    Platform.TEXT,
+]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the service actions (once, whether or not an entry is loaded)."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> bool:
@@ -31,13 +54,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) ->
         entry_type=dr.DeviceEntryType.SERVICE,
     )
     entry.runtime_data = NutBridgeData(coordinator=coordinator, server_device_id=server.id)
+    await async_fetch_controls(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> bool:
     """Unload the platforms; the client is closed by the on-unload callback."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        forget_controls(hass, entry)
+    return unloaded
 
 
 __all__ = ["DOMAIN"]

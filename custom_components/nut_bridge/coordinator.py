@@ -1,17 +1,28 @@
-"""Polling coordinator: one persistent NUT connection per config entry."""
+"""Coordinator: one persistent NUT connection per config entry, plus push where offered.
+
+After the first successful poll the coordinator subscribes to push updates (the
+bridge's SUBSCRIBE extension, docs/push.md) on a second connection. While push is
+active each pushed batch reaches the entities at once, and the regular poll only
+runs LIST UPS (to notice added or removed UPS), with a full LIST VAR poll every
+PUSH_FULL_POLL_INTERVAL as a safety net. Servers without push are polled as before;
+a dropped push connection falls back to polling and is retried with backoff.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import override
+import time
+from dataclasses import dataclass, field, replace
+from typing import Final, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from nutbridge.client import NutError, ReconnectingClient
+from nutbridge.client.push import PushNotSupported, Update, subscribe
 
 from .const import (
     AUTH_FAILED_CODES,
@@ -28,6 +39,13 @@ _LOGGER = logging.getLogger(__name__)
 # A variable name no UPS has: SET VAR on it is refused before anything is changed,
 # either with ACCESS-DENIED (credentials refused) or VAR-NOT-SUPPORTED (accepted).
 _PROBE_VAR = "nutbridge.credential-probe"
+
+# While push is active: a full LIST VAR poll at least this often (seconds); the
+# polls in between only run LIST UPS.
+PUSH_FULL_POLL_INTERVAL: Final = 60.0
+# Retry delays (seconds) after a dropped or failed push subscription: doubling.
+PUSH_RETRY_MIN: Final = 1.0
+PUSH_RETRY_MAX: Final = 60.0
 
 
 @dataclass
@@ -138,6 +156,28 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         self._username = username
         self._password = password
         self._client: ReconnectingClient | None = None
+        # Push state: the subscription task, whether updates are flowing, the UPS
+        # whose snapshot the current subscription delivered, and a per-UPS counter
+        # of pushed batches (a poll must not overwrite data pushed while it ran).
+        self._push_task: asyncio.Task[None] | None = None
+        self._push_supported = True
+        self._push_active = False
+        self._push_ups: set[str] = set()
+        self._push_seq: dict[str, int] = {}
+        self._last_poll = 0.0
+        self._last_full_poll = 0.0
+        self._poll_requested = False
+
+    @property
+    def push_active(self) -> bool:
+        """True while push updates are flowing (polling is then mostly LIST UPS)."""
+        return self._push_active
+
+    @override
+    async def async_shutdown(self) -> None:
+        """Stop the push subscription (the config entry unloads)."""
+        await self._async_stop_push()
+        await super().async_shutdown()
 
     async def async_close(self) -> None:
         """Log out and close the connection."""
@@ -156,22 +196,29 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
     @override
     async def _async_update_data(self) -> dict[str, UpsState]:
         previous = self.data or {}
+        restart_push = False
         try:
             client = await self._async_client()
             listing = await client.list_ups()
-            result: dict[str, UpsState] = {}
-            for name, description in listing.items():
-                state = UpsState(name, description)
-                try:
-                    state.variables = await client.list_var(name)
-                except NutError as err:
-                    if err.code not in UPS_UNAVAILABLE_CODES:
-                        raise
-                    # Keep the last good values; only this UPS becomes unavailable.
-                    old = previous.get(name)
-                    state.variables = dict(old.variables) if old else {}
-                    state.error = err.code
-                result[name] = state
+            now = time.monotonic()
+            # Not `previous`: batches may have been pushed while LIST UPS ran.
+            current = self.data or {}
+            new_ups = set(listing) - set(current)
+            if (
+                self._push_active
+                and not new_ups
+                and now - self._last_full_poll < PUSH_FULL_POLL_INTERVAL
+            ):
+                # Push keeps the variables current: only follow the list of UPS.
+                result = {
+                    name: replace(current[name], description=description)
+                    for name, description in listing.items()
+                }
+            else:
+                result = await self._async_poll_all(client, listing, previous)
+                self._last_full_poll = now
+                # "SUBSCRIBE *" covers the UPS that existed when it was sent.
+                restart_push = self._push_active and bool(new_ups)
         except NutError as err:
             if err.code in AUTH_FAILED_CODES:
                 await self.async_close()
@@ -189,4 +236,124 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
 
         on_battery = any("OB" in s.status_tokens for s in result.values() if s.available)
         self.update_interval = UPDATE_INTERVAL_ON_BATTERY if on_battery else UPDATE_INTERVAL
+        self._last_poll = time.monotonic()
+        if restart_push:
+            await self._async_stop_push()
+        self._async_start_push()
         return result
+
+    async def _async_poll_all(
+        self, client: ReconnectingClient, listing: dict[str, str], previous: dict[str, UpsState]
+    ) -> dict[str, UpsState]:
+        """LIST VAR of every UPS in the listing."""
+        result: dict[str, UpsState] = {}
+        for name, description in listing.items():
+            seq = self._push_seq.get(name)
+            state = UpsState(name, description)
+            try:
+                state.variables = await client.list_var(name)
+            except NutError as err:
+                if err.code not in UPS_UNAVAILABLE_CODES:
+                    raise
+                # Keep the last good values; only this UPS becomes unavailable.
+                old = previous.get(name)
+                state.variables = dict(old.variables) if old else {}
+                state.error = err.code
+            result[name] = state
+            if seq != self._push_seq.get(name) and self.data and name in self.data:
+                # A batch was pushed while LIST VAR ran: it is newer than the answer.
+                result[name] = replace(self.data[name], description=description)
+        return result
+
+    # -- push ------------------------------------------------------------------------
+
+    @callback
+    def _async_start_push(self) -> None:
+        """Subscribe in the background, unless running, or the server has no push."""
+        if not self._push_supported or (self._push_task and not self._push_task.done()):
+            return
+        self._push_task = self.config_entry.async_create_background_task(
+            self.hass, self._async_push_loop(), name=f"{self.name} push"
+        )
+
+    async def _async_stop_push(self) -> None:
+        task, self._push_task = self._push_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if (current := asyncio.current_task()) and current.cancelling():
+                    raise
+        self._push_active = False
+        self._push_ups = set()
+
+    async def _async_push_loop(self) -> None:
+        """Subscribe to every UPS; on a dropped connection poll, back off, retry."""
+        delay = PUSH_RETRY_MIN
+        while True:
+            seen: set[str] = set()
+            self._push_ups = seen
+            try:
+                async for update in subscribe(self.host, self.port, None, timeout=CLIENT_TIMEOUT):
+                    self._async_apply_push(update, snapshot=update.ups not in seen)
+                    seen.add(update.ups)
+                    delay = PUSH_RETRY_MIN
+            except PushNotSupported:
+                _LOGGER.debug("%s: no push updates, polling", self.name)
+                self._push_supported = False
+                self._push_active = False
+                return
+            except (NutError, OSError, TimeoutError) as err:
+                _LOGGER.debug("%s: push subscription failed: %r", self.name, err)
+            except Exception:
+                _LOGGER.exception("%s: push subscription failed", self.name)
+            was_active, self._push_active = self._push_active, False
+            if was_active:
+                _LOGGER.info("%s: push connection lost, polling until it is back", self.name)
+                # Catch up on what was missed now, and the poll timer runs as usual.
+                await self.async_refresh()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, PUSH_RETRY_MAX)
+
+    @callback
+    def _async_apply_push(self, update: Update, *, snapshot: bool) -> None:
+        """Merge one pushed batch into the data and notify the entities now."""
+        data = dict(self.data or {})
+        old = data.get(update.ups)
+        if snapshot and update.values:
+            variables = dict(update.values)
+        else:
+            variables = dict(old.variables) if old else {}
+            variables.update(update.values)
+        for name in update.deleted:
+            variables.pop(name, None)
+        data[update.ups] = UpsState(
+            update.ups,
+            old.description if old else "",
+            variables,
+            None if update.available else update.state,
+        )
+        self._push_seq[update.ups] = self._push_seq.get(update.ups, 0) + 1
+        if not self._push_active:
+            _LOGGER.debug("%s: push updates active", self.name)
+            self._push_active = True
+        self.async_set_updated_data(data)
+        # Each pushed batch restarts the poll timer; a server that pushes more
+        # often than that would starve the LIST UPS poll, so ask for it here.
+        interval = self.update_interval.total_seconds() if self.update_interval else 0.0
+        if (
+            interval
+            and not self._poll_requested
+            and time.monotonic() - self._last_poll > 2 * interval
+        ):
+            self._poll_requested = True
+            self.config_entry.async_create_background_task(
+                self.hass, self._async_overdue_poll(), name=f"{self.name} poll"
+            )
+
+    async def _async_overdue_poll(self) -> None:
+        try:
+            await self.async_refresh()
+        finally:
+            self._poll_requested = False
