@@ -260,6 +260,12 @@ class Device:
         """Set ups.status from tokens, dropping empties and duplicates."""
         self.set("ups.status", " ".join(dict.fromkeys(t for t in tokens if t)))
 
+    def latch_fsd(self) -> None:
+        """upsd's FSD latch: ups.status reads "FSD ..." until restart."""
+        if not self.fsd:
+            self.fsd = True
+            self._changed("ups.status")
+
     # ---- driver availability ------------------------------------------------
     def _set_driver_state(self, state: DriverState) -> None:
         if self.driver_state is not state:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -174,6 +173,3 @@ def _bridge_version() -> str:
 
     return __version__
 
-
-def monotonic() -> float:
-    return time.monotonic()

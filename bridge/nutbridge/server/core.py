@@ -246,10 +246,7 @@ class Core:
             log.warning("User %s@%s failed to set FSD on UPS [%s]", s.username, s.addr, dev.name)
             return _err("ACCESS-DENIED")
         log.warning("Client %s@%s set FSD on UPS [%s]", s.username, s.addr, dev.name)
-        if not dev.fsd:
-            dev.fsd = True
-            dev.generation += 1
-            dev._notify(frozenset({"ups.status"}))
+        dev.latch_fsd()
         return "OK FSD-SET\n"
 
     # ---- push extension ------------------------------------------------------
