@@ -26,7 +26,7 @@ def test_manifest() -> None:
     assert manifest["version"] == "0.1.0"
     assert manifest["config_flow"] is True
     assert manifest["integration_type"] == "hub"
-    assert manifest["iot_class"] == "local_polling"
+    assert manifest["iot_class"] == "local_push"
     assert manifest["requirements"] == []
     for key in ("documentation", "issue_tracker", "codeowners"):
         assert key in manifest

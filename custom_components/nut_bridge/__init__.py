@@ -13,11 +13,14 @@ from homeassistant.helpers.typing import ConfigType
 from .const import DOMAIN
 from .const import PLATFORMS as SENSOR_PLATFORMS
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, NutBridgeData, server_identifier
+from .events import async_setup_events
+from .repairs import async_setup_repairs
 from .services import async_fetch_controls, async_setup_services, forget_controls
 
 PLATFORMS: Final = [
     *SENSOR_PLATFORMS,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SWITCH,
@@ -55,6 +58,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) ->
     )
     entry.runtime_data = NutBridgeData(coordinator=coordinator, server_device_id=server.id)
     await async_fetch_controls(hass, entry)
+    async_setup_events(hass, entry)
+    async_setup_repairs(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

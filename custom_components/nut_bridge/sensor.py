@@ -27,6 +27,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import KEY_STATUS
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState
 from .entity import NutBridgeEntity, add_entities_as_ups_appear
+from .power import build_power_sensors
 
 PARALLEL_UPDATES = 0
 
@@ -168,6 +169,7 @@ async def async_setup_entry(
         ]
         if KEY_STATUS in state.variables:
             entities.append(NutBridgeStatusSensor(coordinator, state.name, STATUS_DESCRIPTION))
+        entities.extend(build_power_sensors(coordinator, state))
         return entities
 
     add_entities_as_ups_appear(entry, async_add_entities, build)
