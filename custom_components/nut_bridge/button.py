@@ -69,7 +69,7 @@ async def async_setup_entry(
         for n in outlet_numbers(state, commands, "cycle"):
             yield NutBridgeButton(coordinator, state.name, _outlet_cycle(n))
 
-    add_entities_as_ups_appear(entry, async_add_entities, build)
+    add_entities_as_ups_appear(entry, async_add_entities, build, needs_controls=True)
 
 
 def outlet_numbers(state: UpsState, commands: frozenset[str], action: str) -> list[str]:

@@ -33,6 +33,7 @@ from .const import (
     UPDATE_INTERVAL_ON_BATTERY,
     UPS_UNAVAILABLE_CODES,
 )
+from .controls import UpsControls, async_fetch_controls
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class UpsState:
     variables: dict[str, str] = field(default_factory=dict)
     # ERR code of the last LIST VAR (e.g. DATA-STALE); None when the data is current.
     error: str | None = None
+    # Commands and writable variables; None until read (when the UPS first shows data).
+    controls: UpsControls | None = None
 
     @property
     def available(self) -> bool:
@@ -214,6 +217,7 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
                     name: replace(current[name], description=description)
                     for name, description in listing.items()
                 }
+                await self._async_fetch_missing_controls(client, result)
             else:
                 result = await self._async_poll_all(client, listing, previous)
                 self._last_full_poll = now
@@ -259,11 +263,29 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
                 old = previous.get(name)
                 state.variables = dict(old.variables) if old else {}
                 state.error = err.code
+            old = previous.get(name)
+            # Re-read the controls when a UPS (re)appears: a driver may come back different.
+            if old is not None and old.available and state.error is None:
+                state.controls = old.controls
             result[name] = state
             if seq != self._push_seq.get(name) and self.data and name in self.data:
                 # A batch was pushed while LIST VAR ran: it is newer than the answer.
                 result[name] = replace(self.data[name], description=description)
+        await self._async_fetch_missing_controls(client, result)
         return result
+
+    async def _async_fetch_missing_controls(
+        self, client: ReconnectingClient, result: dict[str, UpsState]
+    ) -> None:
+        """LIST CMD / LIST RW of UPS that have data but no controls yet."""
+        for state in result.values():
+            if state.controls is None and state.available:
+                try:
+                    state.controls = await async_fetch_controls(client, state.name)
+                except NutError as err:
+                    if err.code not in UPS_UNAVAILABLE_CODES:
+                        raise
+                    _LOGGER.debug("%s: no controls for %s yet: %s", self.name, state.name, err.code)
 
     # -- push ------------------------------------------------------------------------
 
@@ -333,6 +355,8 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
             old.description if old else "",
             variables,
             None if update.available else update.state,
+            # Controls stay while the UPS stays up; after an outage the next poll re-reads them.
+            old.controls if old is not None and old.available and update.available else None,
         )
         self._push_seq[update.ups] = self._push_seq.get(update.ups, 0) + 1
         if not self._push_active:

@@ -56,14 +56,27 @@ def add_entities_as_ups_appear(
     entry: NutBridgeConfigEntry,
     add: Callable[[Iterable[Entity]], None],
     build: Callable[[NutBridgeCoordinator, UpsState], Iterable[NutBridgeEntity]],
+    *,
+    needs_controls: bool = False,
 ) -> None:
-    """Add the entities of every UPS now, and of UPS that appear in later polls."""
+    """Add the entities of every UPS now, and of UPS that appear in later polls.
+
+    A UPS counts once it has data (and, with ``needs_controls``, once its commands
+    and writable variables are known). A UPS removed from the server is forgotten,
+    so its entities come back if it does.
+    """
     coordinator = entry.runtime_data.coordinator
     known: set[str] = set()
 
     @callback
     def _check() -> None:
-        new = [s for name, s in coordinator.data.items() if name not in known and s.variables]
+        data = coordinator.data or {}
+        known.intersection_update(data)
+        new = [
+            s
+            for name, s in data.items()
+            if name not in known and s.variables and (s.controls is not None or not needs_controls)
+        ]
         if not new:
             return
         entities: list[NutBridgeEntity] = []

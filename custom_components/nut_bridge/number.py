@@ -93,7 +93,7 @@ async def async_setup_entry(
             )
             yield NutBridgeNumber(coordinator, state.name, description)
 
-    add_entities_as_ups_appear(entry, async_add_entities, build)
+    add_entities_as_ups_appear(entry, async_add_entities, build, needs_controls=True)
 
 
 class NutBridgeNumber(NutBridgeEntity, NumberEntity):

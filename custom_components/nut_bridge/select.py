@@ -43,7 +43,7 @@ async def async_setup_entry(
             )
             yield NutBridgeSelect(coordinator, state.name, description)
 
-    add_entities_as_ups_appear(entry, async_add_entities, build)
+    add_entities_as_ups_appear(entry, async_add_entities, build, needs_controls=True)
 
 
 class NutBridgeSelect(NutBridgeEntity, SelectEntity):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Final
 
 import probatio as vol
@@ -16,17 +15,14 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import VolDictType
-from homeassistant.util.hass_dict import HassKey
 
 from nutbridge.client import NutError, ReconnectingClient
 
 from .const import AUTH_FAILED_CODES, CLIENT_TIMEOUT, DOMAIN
+from .controls import UpsControls
 from .coordinator import NutBridgeConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
-
-# Control metadata (LIST CMD / LIST RW / TYPE / ENUM / RANGE) per config entry id.
-DATA_CONTROLS: HassKey[dict[str, dict[str, UpsControls]]] = HassKey(f"{DOMAIN}_controls")
 
 SERVICE_RUN_COMMAND: Final = "run_command"
 SERVICE_SET_VARIABLE: Final = "set_variable"
@@ -48,29 +44,6 @@ MODE_FSD: Final = "fsd"
 
 TRACKING_TIMEOUT: Final = 10.0
 TRACKING_INTERVAL: Final = 0.2
-
-
-@dataclass
-class UpsControls:
-    """What a UPS lets a client change."""
-
-    commands: frozenset[str] = frozenset()
-    # RW variable -> its TYPE words (e.g. ("RW", "STRING:16"), ("RW", "RANGE")).
-    types: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    enums: dict[str, list[str]] = field(default_factory=dict)
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def string_length(self, var: str) -> int | None:
-        for word in self.types.get(var, ()):
-            if word.upper().startswith("STRING:"):
-                try:
-                    return int(word.split(":", 1)[1])
-                except ValueError:
-                    return None
-        return None
-
-    def is_number(self, var: str) -> bool:
-        return var in self.types and self.string_length(var) is None and var not in self.enums
 
 
 def _error(key: str, **placeholders: str) -> HomeAssistantError:
@@ -106,46 +79,11 @@ async def async_control_client(entry: NutBridgeConfigEntry) -> AsyncIterator[Rec
         await client.close()
 
 
-async def _async_fetch_ups(client: ReconnectingClient, ups: str) -> UpsControls:
-    controls = UpsControls(commands=frozenset(await client.list_cmd(ups)))
-    for var in await client.list_rw(ups):
-        try:
-            types = await client.get_type(ups, var)
-            controls.types[var] = types
-            words = {w.upper() for w in types}
-            if "ENUM" in words:
-                controls.enums[var] = await client.list_enum(ups, var)
-            if "RANGE" in words:
-                bounds = [(float(lo), float(hi)) for lo, hi in await client.list_range(ups, var)]
-                if bounds:
-                    controls.ranges[var] = (min(b[0] for b in bounds), max(b[1] for b in bounds))
-        except (NutError, ValueError) as err:
-            _LOGGER.debug("Skipping RW variable %s of %s: %s", var, ups, err)
-    return controls
-
-
-async def async_fetch_controls(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> None:
-    """Read the commands and writable variables of every UPS the coordinator knows."""
-    result: dict[str, UpsControls] = {}
-    try:
-        async with async_control_client(entry) as client:
-            for ups in entry.runtime_data.coordinator.data:
-                try:
-                    result[ups] = await _async_fetch_ups(client, ups)
-                except NutError as err:
-                    _LOGGER.debug("No controls for %s: %s", ups, err.code)
-                    result[ups] = UpsControls()
-    except (NutError, OSError, TimeoutError) as err:
-        _LOGGER.warning("Could not read the commands and settings of %s: %s", entry.title, err)
-    hass.data.setdefault(DATA_CONTROLS, {})[entry.entry_id] = result
-
-
 def get_controls(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> UpsControls:
-    return hass.data.get(DATA_CONTROLS, {}).get(entry.entry_id, {}).get(ups) or UpsControls()
-
-
-def forget_controls(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> None:
-    hass.data.get(DATA_CONTROLS, {}).pop(entry.entry_id, None)
+    """The UPS's commands and writable variables, as the coordinator last read them."""
+    data = entry.runtime_data.coordinator.data or {}
+    state = data.get(ups)
+    return state.controls if state is not None and state.controls is not None else UpsControls()
 
 
 async def async_run_command(

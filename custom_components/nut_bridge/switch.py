@@ -63,7 +63,7 @@ async def async_setup_entry(
         if BEEPER.key in state.variables and {BEEPER.on_command, BEEPER.off_command} <= commands:
             yield NutBridgeSwitch(coordinator, state.name, BEEPER)
 
-    add_entities_as_ups_appear(entry, async_add_entities, build)
+    add_entities_as_ups_appear(entry, async_add_entities, build, needs_controls=True)
 
 
 class NutBridgeSwitch(NutBridgeEntity, SwitchEntity):

@@ -52,7 +52,7 @@ async def async_setup_entry(
                 continue
             yield NutBridgeText(coordinator, state.name, _description(var, length))
 
-    add_entities_as_ups_appear(entry, async_add_entities, build)
+    add_entities_as_ups_appear(entry, async_add_entities, build, needs_controls=True)
 
 
 class NutBridgeText(NutBridgeEntity, TextEntity):
