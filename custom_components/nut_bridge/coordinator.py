@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final, override
 
@@ -82,15 +83,34 @@ class UpsState:
         return frozenset(self.variables.get(KEY_STATUS, "").upper().split())
 
 
+# entry.data key: the prefix of the entry's entity unique ids and device identifiers.
+CONF_ID_PREFIX: Final = "id_prefix"
+
+
+def id_prefix(entry: ConfigEntry) -> str:
+    """Prefix of the entry's entity unique ids and device identifiers.
+
+    Pinned in entry.data when the entry is created (or before its unique_id first
+    changes), so that a new unique_id (zeroconf discovery adopting the entry, a
+    reconfigured address) orphans no entity or device. Older entries use their unique_id.
+    """
+    return str(entry.data.get(CONF_ID_PREFIX) or entry.unique_id or entry.entry_id)
+
+
 def server_identifier(entry: ConfigEntry) -> tuple[str, str]:
     """Device-registry identifier of the NUT server itself."""
-    return (DOMAIN, entry.unique_id or entry.entry_id)
+    return (DOMAIN, id_prefix(entry))
 
 
 async def async_open_client(
-    host: str, port: int, username: str | None, password: str | None
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    *,
+    check_credentials: bool = True,
 ) -> tuple[ReconnectingClient, dict[str, str]]:
-    """Connect, authenticate and check the credentials; returns the client and LIST UPS.
+    """Connect, authenticate (and check the credentials); returns the client and LIST UPS.
 
     Raises NutError. Refused credentials raise a NutError whose code is in
     AUTH_FAILED_CODES. The caller owns (and must close) the returned client.
@@ -101,7 +121,7 @@ async def async_open_client(
         if username:
             await client.authenticate(username, password or "")
         ups = await client.list_ups()
-        if username and ups:
+        if check_credentials and username and ups:
             await _async_check_credentials(client, next(iter(ups)))
     except BaseException:
         await client.close()
@@ -110,25 +130,31 @@ async def async_open_client(
 
 
 async def _async_check_credentials(client: ReconnectingClient, ups: str) -> None:
-    """NUT only checks credentials when they are used: try a request that changes nothing.
+    """NUT only checks credentials when they are used: try requests that change nothing.
 
     A SET VAR of an unknown variable is refused with ACCESS-DENIED before the
     variable is looked up when the user may not SET (or the password is wrong);
     PRIMARY is tried too, for upsmon accounts. Any other answer means accepted.
+    (INSTCMD cannot serve as a probe: upsd looks the command up before the user.)
+    NUT cannot tell a wrong password from a user without either right, so such a
+    user (e.g. one with only a few `instcmds`) is refused here.
     """
-    try:
-        await client.set_var(ups, _PROBE_VAR, "0")
-    except NutError as err:
-        if err.code not in AUTH_FAILED_CODES:
+    denied: NutError | None = None
+    probes: tuple[Callable[[], Awaitable[object]], ...] = (
+        lambda: client.set_var(ups, _PROBE_VAR, "0"),
+        lambda: client.primary(ups),
+    )
+    for probe in probes:
+        try:
+            await probe()
+        except NutError as err:
+            if err.code not in AUTH_FAILED_CODES:
+                return
+            denied = denied or err
+        else:
             return
-        denied = err
-    else:
-        return
-    try:
-        await client.primary(ups)
-    except NutError as err:
-        if err.code in AUTH_FAILED_CODES:
-            raise denied from err
+    assert denied is not None
+    raise denied
 
 
 class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
@@ -191,8 +217,14 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
     async def _async_client(self) -> ReconnectingClient:
         if self._client is None or not self._client.connected:
             await self.async_close()
+            # Credentials are checked at setup (a refusal starts reauth); after that, a
+            # refused action raises a repair issue instead of failing the whole entry.
             self._client, _ = await async_open_client(
-                self.host, self.port, self._username, self._password
+                self.host,
+                self.port,
+                self._username,
+                self._password,
+                check_credentials=self.data is None,
             )
         return self._client
 

@@ -20,7 +20,8 @@ from nutbridge.client import NutError, ReconnectingClient
 
 from .const import AUTH_FAILED_CODES, CLIENT_TIMEOUT, DOMAIN
 from .controls import UpsControls
-from .coordinator import NutBridgeConfigEntry
+from .coordinator import NutBridgeConfigEntry, id_prefix
+from .repairs import async_clear_access_denied, async_report_access_denied
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,6 +65,19 @@ def _nut_error(err: NutError | OSError | TimeoutError, ups: str) -> HomeAssistan
             return _error("access_denied", ups=ups, error=err.code)
         return _error("command_failed", ups=ups, error=err.code)
     return _error("command_failed", ups=ups, error=str(err) or type(err).__name__)
+
+
+def _refused(
+    hass: HomeAssistant,
+    entry: NutBridgeConfigEntry,
+    err: NutError | OSError | TimeoutError,
+    ups: str,
+    what: str,
+) -> HomeAssistantError:
+    """The service error for a failed action; a refusal also raises the permission repair."""
+    if isinstance(err, NutError) and err.code in AUTH_FAILED_CODES:
+        async_report_access_denied(hass, entry, ups, what)
+    return _nut_error(err, ups)
 
 
 @asynccontextmanager
@@ -115,7 +129,9 @@ async def async_run_command(
                     tracking_id, timeout=TRACKING_TIMEOUT, interval=TRACKING_INTERVAL
                 )
     except (NutError, OSError, TimeoutError) as err:
-        raise _nut_error(err, ups) from err
+        raise _refused(hass, entry, err, ups, command) from err
+    else:
+        async_clear_access_denied(hass, entry)
     finally:
         await entry.runtime_data.coordinator.async_request_refresh()
     return result
@@ -148,7 +164,9 @@ async def async_set_variable(
         async with async_control_client(entry) as client:
             await client.set_var(ups, variable, value)
     except (NutError, OSError, TimeoutError) as err:
-        raise _nut_error(err, ups) from err
+        raise _refused(hass, entry, err, ups, f"SET VAR {variable}") from err
+    else:
+        async_clear_access_denied(hass, entry)
     finally:
         await entry.runtime_data.coordinator.async_request_refresh()
 
@@ -158,7 +176,9 @@ async def async_fsd(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) 
         async with async_control_client(entry) as client:
             await client.fsd(ups)
     except (NutError, OSError, TimeoutError) as err:
-        raise _nut_error(err, ups) from err
+        raise _refused(hass, entry, err, ups, "FSD") from err
+    else:
+        async_clear_access_denied(hass, entry)
     finally:
         await entry.runtime_data.coordinator.async_request_refresh()
 
@@ -179,7 +199,7 @@ def _resolve(hass: HomeAssistant, call: ServiceCall) -> tuple[NutBridgeConfigEnt
             candidate = hass.config_entries.async_get_entry(entry_id)
             if candidate is None or candidate.domain != DOMAIN:
                 continue
-            prefix = f"{candidate.unique_id or candidate.entry_id}_"
+            prefix = f"{id_prefix(candidate)}_"
             for domain, ident in device.identifiers:
                 if domain == DOMAIN and ident.startswith(prefix):
                     ups = ident[len(prefix) :]
