@@ -65,6 +65,7 @@ help:
 	@echo "                            pytest tests/ and, on Python >= 3.14.2, tests_ha/"
 	@echo "make lint                   ruff check + mypy"
 	@echo "make bench [BENCH_ARGS=--quick] C upsd vs bridge benchmark -> docs/benchmarks.md"
+	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
 
@@ -197,3 +198,11 @@ clean-venv:
 BENCH_ARGS ?=
 bench: $(STAMP_TEST)
 	$(VPY) benchmarks/run.py $(BENCH_ARGS)
+
+# ---------------------------------------------------------------- HACS release asset
+# dist/nut_bridge.zip: the integration plus a copy of the nutbridge modules it imports, with
+# those imports made relative (scripts/build_hacs.py; stdlib only). It parses the integration,
+# so it needs Home Assistant's Python (>= 3.14): on Debian 12 run ../shared/tools/sid make hacs.
+.PHONY: hacs
+hacs:
+	$(PYTHON) scripts/build_hacs.py

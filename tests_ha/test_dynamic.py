@@ -8,7 +8,7 @@ from homeassistant.helpers import entity_registry as er
 
 from custom_components.nut_bridge import async_remove_config_entry_device
 from custom_components.nut_bridge.const import DOMAIN
-from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry
+from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry, id_prefix
 from tests.support.realnut import BridgeProcess
 
 from .conftest import Bridge
@@ -16,7 +16,8 @@ from .test_init import _setup
 
 
 def _device(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> dr.DeviceEntry | None:
-    return dr.async_get(hass).async_get_device_by_identifier((DOMAIN, f"{entry.unique_id}_{ups}"), entry.entry_id)
+    registry = dr.async_get(hass)
+    return registry.async_get_device_by_identifier((DOMAIN, f"{id_prefix(entry)}_{ups}"), entry.entry_id)
 
 
 def _platforms(hass: HomeAssistant, device: dr.DeviceEntry) -> set[str]:
@@ -57,7 +58,7 @@ async def test_ups_added_and_removed(hass: HomeAssistant, bridge: Bridge) -> Non
     assert float(hass.states.get("sensor.sim2_battery_charge").state) > 0  # type: ignore[union-attr]
 
     # Only a UPS the server no longer lists may be deleted by the user; never the server.
-    server = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, str(entry.unique_id)), entry.entry_id)
+    server = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, id_prefix(entry)), entry.entry_id)
     assert server is not None
     assert not await async_remove_config_entry_device(hass, entry, server)
     assert not await async_remove_config_entry_device(hass, entry, sim2)

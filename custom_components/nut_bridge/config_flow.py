@@ -1,19 +1,31 @@
-"""Config flow: user, reauth and reconfigure steps."""
+"""Config flow: user, zeroconf discovery, reauth and reconfigure steps.
+
+Unique ids: an entry set up by hand is keyed by ``host:port``; a discovered bridge by
+the stable server id it advertises (TXT ``id``, docs/discovery.md), so a bridge that
+moved to another address is recognised and the entry follows it. A discovered bridge
+that an entry already reaches (same address and port) adopts that entry: it gets the
+server id as unique id. Entity and device ids do not change with the unique id: their
+prefix is pinned in the entry data (coordinator.id_prefix).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any
 
 import probatio as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
 from nutbridge.client import NutError
 
 from .const import AUTH_FAILED_CODES, DEFAULT_HOST, DEFAULT_PORT, DOMAIN
-from .coordinator import async_open_client
+from .coordinator import CONF_ID_PREFIX, async_open_client, id_prefix
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +46,54 @@ def _server_schema(defaults: Mapping[str, Any]) -> vol.Schema:
 _AUTH_SCHEMA = vol.Schema(
     {vol.Required(CONF_USERNAME): str, vol.Required(CONF_PASSWORD): str}
 )
+
+_OPTIONAL_AUTH_SCHEMA = vol.Schema(
+    {vol.Optional(CONF_USERNAME, default=""): str, vol.Optional(CONF_PASSWORD, default=""): str}
+)
+
+# TXT of the bridge's advertisement; plain NUT servers are left to HA's core nut integration.
+TXT_VENDOR = "nut-bridge"
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _routable_host(info: ZeroconfServiceInfo) -> str | None:
+    """The address to connect to: IPv4 first (stable, and what people type), never a
+    link-local one (useless without its interface) nor loopback (another machine's)."""
+    usable = [
+        ip
+        for ip in (info.ip_address, *info.ip_addresses)
+        if not (ip.is_link_local or ip.is_loopback or ip.is_unspecified)
+    ]
+    usable.sort(key=lambda ip: ip.version)  # stable: HA's most-recent-first order otherwise
+    return str(usable[0]) if usable else None
+
+
+async def _async_reaches(hass: HomeAssistant, data: Mapping[str, Any], info: ZeroconfServiceInfo) -> bool:
+    """Does this entry data's host:port point at the discovered service?
+
+    The host may be one of the advertised addresses, the mDNS host name, or a DNS
+    name that resolves to one of the addresses.
+    """
+    host = data.get(CONF_HOST)
+    if not isinstance(host, str) or data.get(CONF_PORT) != (info.port or DEFAULT_PORT):
+        return False
+    addresses = {info.ip_address, *info.ip_addresses}
+    if (ip := _ip(host)) is not None:
+        return ip in addresses
+    if host.rstrip(".").lower() == info.hostname.rstrip(".").lower():
+        return True
+    try:
+        resolved = await hass.loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return any(_ip(str(sockaddr[0])) in addresses for *_, sockaddr in resolved)
 
 
 async def _async_validate(data: Mapping[str, Any]) -> dict[str, str]:
@@ -56,24 +116,100 @@ def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v not in ("", None)}
 
 
+def _address(data: Mapping[str, Any]) -> str:
+    """``host:port``: unique id and title of an entry set up by hand."""
+    return f"{data.get(CONF_HOST)}:{data.get(CONF_PORT)}"
+
+
 class NutBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up one NUT server (all its UPS) per entry."""
 
     VERSION = 1
 
+    def __init__(self) -> None:
+        self._discovered: dict[str, Any] = {}
+        self._name = ""
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            await self.async_set_unique_id(f"{user_input[CONF_HOST]}:{user_input[CONF_PORT]}")
+            # Also catches a discovered entry (keyed by server id) at this address.
+            self._async_abort_entries_match(
+                {CONF_HOST: user_input[CONF_HOST], CONF_PORT: user_input[CONF_PORT]}
+            )
+            unique_id = _address(user_input)
+            await self.async_set_unique_id(unique_id)
             self._abort_if_unique_id_configured()
             errors = await _async_validate(user_input)
             if not errors:
                 return self.async_create_entry(
-                    title=f"{user_input[CONF_HOST]}:{user_input[CONF_PORT]}", data=_clean(user_input)
+                    title=unique_id, data={**_clean(user_input), CONF_ID_PREFIX: unique_id}
                 )
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(_server_schema({}), user_input or {}),
+            errors=errors,
+        )
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """A NUT Bridge advertised itself (manifest: ``_nut._tcp.local.`` with vendor=nut-bridge)."""
+        server_id = discovery_info.properties.get("id")
+        if discovery_info.properties.get("vendor") != TXT_VENDOR or not server_id:
+            return self.async_abort(reason="not_nut_bridge")
+        host = _routable_host(discovery_info)
+        if host is None:
+            return self.async_abort(reason="no_routable_address")
+        port = discovery_info.port or DEFAULT_PORT
+        server_id = str(server_id).strip().lower()
+
+        # Known bridge: follow it to its new address (and reload), unless the entry's
+        # host (e.g. a DNS name) still reaches it.
+        if (entry := await self.async_set_unique_id(server_id)) is not None:
+            same = await _async_reaches(self.hass, entry.data, discovery_info)
+            self._abort_if_unique_id_configured(
+                updates=None if same else {CONF_HOST: host, CONF_PORT: port}
+            )
+        # An entry set up by hand for this server: adopt it rather than offer a duplicate.
+        for other in self._async_current_entries(include_ignore=False):
+            if await _async_reaches(self.hass, other.data, discovery_info):
+                self._async_adopt(other, server_id)
+                return self.async_abort(reason="already_configured")
+
+        self._discovered = {CONF_HOST: host, CONF_PORT: port}
+        self._name = discovery_info.name.removesuffix("." + discovery_info.type) or _address(
+            self._discovered
+        )
+        self.context["title_placeholders"] = {"name": self._name, "host": host, "port": str(port)}
+        return await self.async_step_zeroconf_confirm()
+
+    def _async_adopt(self, entry: ConfigEntry, server_id: str) -> None:
+        # Pin the entity-id prefix first: it defaults to the unique id being replaced.
+        self.hass.config_entries.async_update_entry(
+            entry, unique_id=server_id, data={**entry.data, CONF_ID_PREFIX: id_prefix(entry)}
+        )
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._discovered, **user_input}
+            errors = await _async_validate(data)
+            if not errors:
+                assert self.unique_id is not None
+                return self.async_create_entry(
+                    title=self._name, data={**_clean(data), CONF_ID_PREFIX: self.unique_id}
+                )
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=self.add_suggested_values_to_schema(
+                _OPTIONAL_AUTH_SCHEMA, {CONF_USERNAME: (user_input or {}).get(CONF_USERNAME, "")}
+            ),
+            description_placeholders={
+                "name": self._name,
+                "host": self._discovered[CONF_HOST],
+                "port": str(self._discovered[CONF_PORT]),
+            },
             errors=errors,
         )
 
@@ -105,14 +241,19 @@ class NutBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            unique_id = f"{user_input[CONF_HOST]}:{user_input[CONF_PORT]}"
-            if unique_id != entry.unique_id:
-                await self.async_set_unique_id(unique_id)
-                self._abort_if_unique_id_configured()
+            self._async_abort_entries_match(
+                {CONF_HOST: user_input[CONF_HOST], CONF_PORT: user_input[CONF_PORT]}
+            )
+            # An entry keyed (and titled) by its address follows the new one; a
+            # discovered bridge keeps its server id, and a renamed entry its title.
+            old, new = _address(entry.data), _address(user_input)
             errors = await _async_validate(user_input)
             if not errors:
                 return self.async_update_reload_and_abort(
-                    entry, unique_id=unique_id, title=unique_id, data=_clean(user_input)
+                    entry,
+                    unique_id=new if entry.unique_id == old else entry.unique_id,
+                    title=new if entry.title == old else entry.title,
+                    data={**_clean(user_input), CONF_ID_PREFIX: id_prefix(entry)},
                 )
         return self.async_show_form(
             step_id="reconfigure",

@@ -10,11 +10,11 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, KEY_FIRMWARE, KEY_MFR, KEY_MODEL, KEY_SERIAL
-from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState
+from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState, id_prefix
 
 
 def ups_identifier(entry: NutBridgeConfigEntry, ups: str) -> tuple[str, str]:
-    return (DOMAIN, f"{entry.unique_id or entry.entry_id}_{ups}")
+    return (DOMAIN, f"{id_prefix(entry)}_{ups}")
 
 
 class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
@@ -29,7 +29,7 @@ class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
         self.entity_description = description
         self.ups = ups
         entry = coordinator.config_entry
-        self._attr_unique_id = f"{entry.unique_id or entry.entry_id}_{ups}_{description.key}"
+        self._attr_unique_id = f"{id_prefix(entry)}_{ups}_{description.key}"
         state = coordinator.data.get(ups)
         variables = state.variables if state else {}
         self._attr_device_info = DeviceInfo(

@@ -18,9 +18,11 @@ from ..drivers import Driver, create_driver
 from ..drivers.base import ConfigError as DriverConfigError
 from ..drivers.base import Status
 from ..state import Device
+from ..statedir import StateDir
 from .core import Core
 from .descriptions import Descriptions
 from .upsd import Upsd, make_ssl_context
+from .zeroconf import Advertiser
 
 log = logging.getLogger("nutbridge")
 
@@ -36,6 +38,8 @@ class BridgeConfig:
     embedded: bool = False
     generated_password: str | None = None
     sections: list[UpsSection] = field(default_factory=list)
+    state_dir: Path | None = None  # --state-dir; None: the default places (statedir.py)
+    zeroconf: bool = True  # advertise _nut._tcp when listening on a non-loopback address
 
 
 def _env_bool(name: str) -> bool | None:
@@ -101,6 +105,8 @@ class Bridge:
         self.core = Core(self.devices, cfg.users, cfg.upsd, self.descriptions,
                          hosts if hosts.active else None, self.dispatch, self.ssl_context is not None)
         self.upsd = Upsd(self.core, cfg.upsd, self.ssl_context, family)
+        self.state = StateDir(cfg.state_dir, cfg.confdir)
+        self.advertiser: Advertiser | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     def dispatch(self, kind: str, dev: Device, name: str, value: str | None, tid: str | None) -> bool:
@@ -135,8 +141,13 @@ class Bridge:
         except BaseException:
             await self.stop()
             raise
+        if self.cfg.zeroconf:
+            self.advertiser = Advertiser(self.upsd.bound, lambda: self.state.server_id, self.cfg.upsd.push)
+            self.advertiser.start()
 
     async def stop(self) -> None:
+        if self.advertiser is not None:
+            await self.advertiser.stop()  # goodbyes while still reachable
         await self.upsd.close()
         for drv in self.drivers.values():
             drv.stop()

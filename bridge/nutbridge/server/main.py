@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--listen", action="append", default=[], metavar="ADDR[:PORT]",
                    help="listen here instead of upsd.conf's LISTEN lines (repeatable; "
                    "IPv6 as [::1]:3493)")
+    p.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                   help="persistent state (server id) (default: $STATE_DIRECTORY, else "
+                   "/var/lib/nut-bridge if writable, else ~/.local/state/nut-bridge)")
+    p.add_argument("--no-zeroconf", dest="zeroconf", action="store_false",
+                   help="do not advertise _nut._tcp over mDNS (by default a bridge listening on "
+                   "a non-loopback address is advertised)")
     fam = p.add_mutually_exclusive_group()
     fam.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
     fam.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
@@ -150,6 +156,8 @@ def main(argv: list[str]) -> int:
         except ValueError as exc:
             sys.stderr.write(f"nutbridge: --listen: {exc}\n")
             return 2
+    cfg.state_dir = args.state_dir
+    cfg.zeroconf = args.zeroconf
     family = socket.AF_INET if args.ipv4 else socket.AF_INET6 if args.ipv6 else 0
     try:
         return asyncio.run(_serve(cfg, family))
