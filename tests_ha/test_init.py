@@ -72,6 +72,10 @@ async def test_entities_and_on_battery(hass: HomeAssistant, bridge: Bridge) -> N
     assert diag["entry"]["data"][CONF_PASSWORD] == "**REDACTED**"
     assert diag["entry"]["data"][CONF_HOST] == "**REDACTED**"
     assert diag["ups"]["dummy"]["variables"]["ups.serial"] == "**REDACTED**"
+    assert diag["entry"]["data"]["id_prefix"] == "**REDACTED**"
+    assert "127.0.0.1" not in repr(diag) and "s3cr3t" not in repr(diag)
+    assert "test.failure.start" in diag["ups"]["sim"]["commands"]
+    assert diag["push_active"] is coordinator.push_active
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED

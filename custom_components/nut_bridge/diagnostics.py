@@ -16,6 +16,9 @@ TO_REDACT = {
     CONF_PASSWORD,
     "title",
     "unique_id",
+    # Holds host:port for entries added by hand; discovery keys name the host.
+    "id_prefix",
+    "discovery_keys",
     "ups.serial",
     "device.serial",
     "battery.serial",
@@ -37,11 +40,14 @@ async def async_get_config_entry_diagnostics(
             "description": state.description,
             "error": state.error,
             "variables": async_redact_data(state.variables, TO_REDACT),
+            "commands": sorted(state.controls.commands) if state.controls else None,
+            "writable": sorted(state.controls.types) if state.controls else None,
         }
         for name, state in (coordinator.data or {}).items()
     }
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "update_interval": str(coordinator.update_interval),
+        "push_active": coordinator.push_active,
         "ups": ups,
     }
