@@ -179,7 +179,14 @@ test: $(TEST_STAMP)
 	fi
 	suite bridge tests/
 	if [ -n "$(HA_TESTS)" ]; then
-	  suite ha -p homeassistant tests_ha/
+	  # Coverage gates of the integration: >= 95 % overall (fails the suite), config flow 100 %.
+	  export COVERAGE_FILE="$$logdir/.coverage"
+	  suite ha -p homeassistant tests_ha/ --cov=custom_components.nut_bridge --cov-branch \
+	    --cov-report=term-missing:skip-covered --cov-fail-under=95
+	  echo "== coverage of custom_components/nut_bridge/config_flow.py (must be 100 %)"
+	  if $(VPY) -m coverage report --include='*/nut_bridge/config_flow.py' --fail-under=100; then
+	    summary+=("test-summary: coverage: config flow 100 %"); else
+	    summary+=("test-summary: coverage: config flow below 100 % FAILED"); failed=1; fi
 	elif [ -d tests_ha ]; then
 	  summary+=("test-summary: ha: not run (needs Python >= 3.14.2, this is $(PYFULL); use ../shared/tools/sid make test)")
 	fi

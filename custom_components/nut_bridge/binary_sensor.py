@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from homeassistant.components.binary_sensor import BinarySensorEntity, BinarySensorEntityDescription
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -19,9 +20,10 @@ PARALLEL_UPDATES = 0
 
 @dataclass(frozen=True, kw_only=True)
 class NutBridgeBinarySensorDescription(BinarySensorEntityDescription):
-    """A status flag: on while ``flag`` is among the ups.status tokens."""
+    """A status flag: on while ``flag`` (or one of its ``aliases``) is among the ups.status tokens."""
 
     flag: str
+    aliases: tuple[str, ...] = ()
 
 
 BINARY_SENSORS: tuple[NutBridgeBinarySensorDescription, ...] = (
@@ -62,6 +64,48 @@ BINARY_SENSORS: tuple[NutBridgeBinarySensorDescription, ...] = (
         translation_key="alarm",
         device_class=BinarySensorDeviceClass.PROBLEM,
     ),
+    # "OL OFF": mains present but the output is switched off; the load has no power.
+    NutBridgeBinarySensorDescription(
+        key="status_off",
+        flag="OFF",
+        translation_key="output_off",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+    ),
+    # Flags that refine OL/OB/CHRG: useful in automations, clutter on a dashboard.
+    NutBridgeBinarySensorDescription(
+        key="status_dischrg",
+        flag="DISCHRG",
+        translation_key="discharging",
+        entity_registry_enabled_default=False,
+    ),
+    NutBridgeBinarySensorDescription(
+        key="status_hb", flag="HB", translation_key="high_battery", entity_registry_enabled_default=False
+    ),
+    NutBridgeBinarySensorDescription(
+        key="status_trim",
+        flag="TRIM",
+        translation_key="trimming",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+    ),
+    NutBridgeBinarySensorDescription(
+        key="status_boost",
+        flag="BOOST",
+        translation_key="boosting",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+    ),
+    NutBridgeBinarySensorDescription(
+        key="status_test", flag="TEST", translation_key="testing", entity_registry_enabled_default=False
+    ),
+    # Newer NUT reports ECO; some drivers (and HA core's list) use HE ("high efficiency").
+    NutBridgeBinarySensorDescription(
+        key="status_eco",
+        flag="ECO",
+        aliases=("HE",),
+        translation_key="eco_mode",
+        entity_registry_enabled_default=False,
+    ),
 )
 
 
@@ -88,6 +132,10 @@ class NutBridgeBinarySensor(NutBridgeEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool | None:
         state = self.ups_state
-        if state is None or KEY_STATUS not in state.variables:
+        # No status, a blank one (some drivers, or before the first read) or upsd's WAIT:
+        # nothing is known about any flag.
+        tokens = state.status_tokens - {"WAIT"} if state is not None else frozenset()
+        if not tokens:
             return None
-        return self.entity_description.flag in state.status_tokens
+        description = self.entity_description
+        return description.flag in tokens or any(alias in tokens for alias in description.aliases)

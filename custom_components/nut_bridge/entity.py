@@ -42,6 +42,18 @@ class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
             via_device_id=entry.runtime_data.server_device_id,
         )
 
+    # The UPS state object and server availability last written: a pushed batch
+    # replaces one UPS's UpsState and keeps the others', whose entities need no write.
+    _written: tuple[UpsState | None, bool] | None = None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        seen = (self.ups_state, self.coordinator.last_update_success)
+        if self._written is not None and seen[0] is self._written[0] and seen[1] == self._written[1]:
+            return
+        self._written = seen
+        super()._handle_coordinator_update()
+
     @property
     def ups_state(self) -> UpsState | None:
         return self.coordinator.data.get(self.ups) if self.coordinator.data else None

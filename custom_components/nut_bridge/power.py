@@ -199,7 +199,8 @@ class NutBridgeEnergySensor(NutBridgeEntity, RestoreSensor):
     @callback
     def _handle_coordinator_update(self) -> None:
         self._sample()
-        super()._handle_coordinator_update()
+        # Not super(): the energy total moves with time even when the UPS data did not.
+        self.async_write_ha_state()
 
     @callback
     def _async_periodic_sample(self, now: datetime) -> None:

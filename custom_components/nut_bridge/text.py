@@ -63,7 +63,9 @@ class NutBridgeText(NutBridgeEntity, TextEntity):
     @property
     def native_value(self) -> str | None:
         state = self.ups_state
-        return state.variables.get(self.entity_description.key) if state else None
+        value = state.variables.get(self.entity_description.key) if state else None
+        # Some drivers report more than their own STRING:n; Home Assistant refuses such a state.
+        return value if value is not None and len(value) <= self.native_max else None
 
     async def async_set_value(self, value: str) -> None:
         await async_set_variable(

@@ -332,3 +332,59 @@ class BridgeProcess:
     def __exit__(self, *exc: object) -> None:
         rc = self.stop()
         assert rc == 0, f"bridge exited with {rc}:\n{self.log()[-3000:]}"
+
+
+# ---- the NUT DDL corpus (../shared/data/ddl): device dumps for dummy-ups ------------------
+
+DDL_DIR = REPO.parent / "shared" / "data" / "ddl"
+
+
+def ddl_files(root: Path = DDL_DIR) -> list[Path]:
+    """Every DDL dump (``*.dev``), in a stable order."""
+    return sorted(root.rglob("*.dev"))
+
+
+def ddl_ups_names(files: list[Path]) -> dict[str, Path]:
+    """A valid, unique NUT UPS name per dump, derived from its file name (lower case,
+    runs of anything but letters and digits become one '_')."""
+    names: dict[str, Path] = {}
+    for f in files:
+        base = re.sub(r"[^a-z0-9]+", "_", f.stem.lower()).strip("_") or "ups"
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names[name] = f
+    return names
+
+
+def _ready(answer: str) -> bool:
+    # A dump without ups.status is ready too: the driver answered for it.
+    if answer.startswith("VAR "):
+        return not answer.endswith('"WAIT"')
+    return answer == "ERR VAR-NOT-SUPPORTED"
+
+
+def wait_ready_many(port: int, names: list[str], timeout: float = 60.0) -> None:
+    """Like wait_ready_ups for many UPS: one pipelined GET VAR per pending UPS and round."""
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    while pending:
+        payload = "".join(f"GET VAR {n} ups.status\n" for n in pending).encode()
+        answers: list[str] = []
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(payload)
+                buf = b""
+                while buf.count(b"\n") < len(pending):
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    buf += chunk
+                answers = buf.decode(errors="replace").splitlines()
+        except OSError:
+            pass
+        pending = [n for i, n in enumerate(pending) if i >= len(answers) or not _ready(answers[i])]
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"UPS not ready: {pending[:5]} ({len(pending)} in all)")
+            time.sleep(0.2)

@@ -462,9 +462,9 @@ class DummyUPS(Driver):
         vm = self.meta.rw.get(name.lower()) if self.ddlmeta else None
         if vm is not None and not check_value(vm, value):
             return Status.INVALID
-        if value == "":
+        if value == "" and name.lower() != "ups.status":
             # as the C driver: an empty SET deletes the variable (upsd may
-            # briefly serve "" before the driver applies it)
+            # briefly serve "" before the driver applies it); ups.status stays, empty
             dev.delete(name)
             return Status.HANDLED
         var = dev.get(name)
