@@ -192,21 +192,17 @@ def _resolve(hass: HomeAssistant, call: ServiceCall) -> tuple[NutBridgeConfigEnt
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
     ups: str | None = call.data.get(ATTR_UPS)
     if device_id := call.data.get(ATTR_DEVICE_ID):
-        device = dr.async_get(hass).async_get(device_id)
-        if device is None:
+        device, candidate = dr.async_get_device_and_config_entry_for_domain(
+            hass, device_id, domain=DOMAIN
+        )
+        if device is None or candidate is None:
             raise _invalid("invalid_target")
-        for entry_id in device.config_entries:
-            candidate = hass.config_entries.async_get_entry(entry_id)
-            if candidate is None or candidate.domain != DOMAIN:
-                continue
-            prefix = f"{id_prefix(candidate)}_"
-            for domain, ident in device.identifiers:
-                if domain == DOMAIN and ident.startswith(prefix):
-                    ups = ident[len(prefix) :]
-                    break
-            break
-        else:
-            raise _invalid("invalid_target")
+        entry_id = candidate.entry_id
+        prefix = f"{id_prefix(candidate)}_"
+        for domain, ident in device.identifiers:
+            if domain == DOMAIN and ident.startswith(prefix):
+                ups = ident[len(prefix) :]
+                break
     if entry_id is None:
         raise _invalid("invalid_target")
     entry: NutBridgeConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
