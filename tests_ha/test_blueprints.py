@@ -14,16 +14,25 @@ from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHE
 from homeassistant.components.blueprint import Blueprint, BlueprintInputs
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import selector
-from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import async_mock_service
 
 from custom_components.nut_bridge.events import EVENT_TYPES
-from nutbridge.client import NutClient
-from tests.support.realnut import BridgeProcess, NutConfig
 
-from .conftest import DUMMY_DEV, REPO, Bridge
-from .test_events import instcmd, set_var, setup_entry, state_of, ups_device, wait_for
+from .conftest import (
+    DUMMY_DEV,
+    REPO,
+    Bridge,
+    get_var,
+    instcmd,
+    running_bridge,
+    set_var,
+    setup_automations,
+    setup_entry,
+    state_of,
+    ups_device,
+    wait_for,
+)
 
 BLUEPRINTS = REPO / "blueprints" / "automation" / "nut_bridge"
 NAMES = ("notify_on_outage", "shutdown_host_on_low_battery", "outlets_off_on_battery")
@@ -32,16 +41,8 @@ NAMES = ("notify_on_outage", "shutdown_host_on_low_battery", "outlets_off_on_bat
 @pytest.fixture
 def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """Like conftest's bridge, but the simulated UPS has three switchable outlets."""
-    cfg = NutConfig(tmp_path / "nut")
-    dummy_file = tmp_path / "dummy.dev"
-    dummy_file.write_text(DUMMY_DEV)
-    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", serial="SIM-42", outlets="3")
-    cfg.add_ups("dummy", driver="dummy-ups", port=str(dummy_file), pollinterval="1")
-    proc = BridgeProcess.start(cfg)
-    try:
-        yield Bridge(cfg, proc, dummy_file)
-    finally:
-        proc.stop()
+    with running_bridge(tmp_path, outlets=3) as b:
+        yield b
 
 
 @pytest.fixture
@@ -66,15 +67,10 @@ def _use(name: str, **inputs: Any) -> dict[str, Any]:
     return {"use_blueprint": {"path": f"nut_bridge/{name}.yaml", "input": inputs}}
 
 
-async def _outlet(port: int, n: int) -> str:
-    async with NutClient("127.0.0.1", port) as client:
-        return await client.get_var("sim", f"outlet.{n}.status")
-
-
-async def _wait_outlets(port: int, want: dict[int, str], timeout: float = 15.0) -> None:
+async def _wait_outlets(bridge: Bridge, want: dict[int, str], timeout: float = 15.0) -> None:
     got: dict[int, str] = {}
     for _ in range(int(timeout / 0.1)):
-        got = {n: await _outlet(port, n) for n in want}
+        got = {n: await get_var(bridge, f"outlet.{n}.status") for n in want}
         if got == want:
             return
         await asyncio.sleep(0.1)
@@ -114,7 +110,7 @@ async def test_blueprints_generate_valid_automations(
     hass: HomeAssistant, bridge: Bridge, config_dir: Path
 ) -> None:
     """Inputs substituted and the result validated by the automation integration, device triggers included."""
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
     cases = {
         "notify_on_outage": {"ups": sim.id, "notify_action": "notify.test"},
@@ -142,28 +138,22 @@ async def test_blueprints_generate_valid_automations(
 
 
 async def test_notify_on_outage(hass: HomeAssistant, bridge: Bridge, config_dir: Path) -> None:
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
     notifications = async_mock_service(hass, "notify", "test")
     extra = async_mock_service(hass, "test", "after_notify")
-    assert await async_setup_component(
+    await setup_automations(
         hass,
-        "automation",
-        {
-            "automation": [
-                _use(
-                    "notify_on_outage",
-                    ups=sim.id,
-                    notify_action="notify.test",
-                    extra_actions=[{"action": "test.after_notify", "data": {"text": "{{ message }}"}}],
-                )
-            ]
-        },
+        _use(
+            "notify_on_outage",
+            ups=sim.id,
+            notify_action="notify.test",
+            extra_actions=[{"action": "test.after_notify", "data": {"text": "{{ message }}"}}],
+        ),
     )
-    await hass.async_block_till_done()
     assert [s.state for s in hass.states.async_all("automation")] == ["on"]
 
-    await instcmd(bridge.port, "test.failure.start")
+    await instcmd(bridge, "test.failure.start")
     await wait_for("power lost notification", lambda: len(notifications) == 1)
     lost = notifications[0].data
     assert lost["title"] == "Power lost: sim"
@@ -174,19 +164,19 @@ async def test_notify_on_outage(hass: HomeAssistant, bridge: Bridge, config_dir:
     await wait_for("extra action", lambda: len(extra) == 1)
     assert extra[0].data["text"] == lost["message"]
 
-    await instcmd(bridge.port, "test.failure.stop")
+    await instcmd(bridge, "test.failure.stop")
     await wait_for("power restored notification", lambda: len(notifications) == 2)
     assert notifications[1].data["title"] == "Power restored: sim"
     assert notifications[1].data["message"].startswith("Mains power is back on sim: charge ")
 
     # Low battery: the simulated UPS says LB once its runtime is under battery.runtime.low.
-    await set_var(bridge.port, "battery.runtime.low", "3600")
+    await set_var(bridge, "battery.runtime.low", "3600")
     await wait_for("battery low notification", lambda: len(notifications) == 3)
     assert notifications[2].data["title"] == "Battery low: sim"
     assert "is low: charge" in notifications[2].data["message"]
 
     # Not selected by default: replace battery (RB).
-    await set_var(bridge.port, "experimental.sim.battery.health", "40")
+    await set_var(bridge, "experimental.sim.battery.health", "40")
     await wait_for("replace battery", lambda: state_of(hass, "binary_sensor.sim_replace_battery") == "on")
     await asyncio.sleep(0.3)
     await hass.async_block_till_done()
@@ -194,85 +184,68 @@ async def test_notify_on_outage(hass: HomeAssistant, bridge: Bridge, config_dir:
 
 
 async def test_outlets_off_on_battery(hass: HomeAssistant, bridge: Bridge, config_dir: Path) -> None:
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
-    assert await async_setup_component(
+    await setup_automations(
         hass,
-        "automation",
-        {
-            "automation": [
-                _use(
-                    "outlets_off_on_battery",
-                    ups=sim.id,
-                    outlets=["switch.sim_outlet_2", "switch.sim_outlet_3"],
-                    delay={"seconds": 2},
-                )
-            ]
-        },
+        _use(
+            "outlets_off_on_battery",
+            ups=sim.id,
+            outlets=["switch.sim_outlet_2", "switch.sim_outlet_3"],
+            delay={"seconds": 2},
+        ),
     )
-    await hass.async_block_till_done()
     all_on = {1: "on", 2: "on", 3: "on"}
-    await _wait_outlets(bridge.port, all_on)
+    await _wait_outlets(bridge, all_on)
 
     # Power back within the delay: nothing is switched off.
-    await instcmd(bridge.port, "test.failure.start")
+    await instcmd(bridge, "test.failure.start")
     await wait_for("on battery", lambda: state_of(hass, "binary_sensor.sim_on_battery") == "on")
-    await instcmd(bridge.port, "test.failure.stop")
+    await instcmd(bridge, "test.failure.stop")
     await wait_for("on line", lambda: state_of(hass, "binary_sensor.sim_on_battery") == "off")
     await asyncio.sleep(2.5)
-    await _wait_outlets(bridge.port, all_on, timeout=0.1)
+    await _wait_outlets(bridge, all_on, timeout=0.1)
 
     # Still on battery after the delay: the non-critical outlets go off, through the bridge.
-    await instcmd(bridge.port, "test.failure.start")
-    await _wait_outlets(bridge.port, {1: "on", 2: "off", 3: "off"})
+    await instcmd(bridge, "test.failure.start")
+    await _wait_outlets(bridge, {1: "on", 2: "off", 3: "off"})
     await wait_for("outlet switch off", lambda: state_of(hass, "switch.sim_outlet_2") == "off")
     assert state_of(hass, "switch.sim_outlet_1") == "on"
 
     # Power back: switched on again (restore defaults to on).
-    await instcmd(bridge.port, "test.failure.stop")
-    await _wait_outlets(bridge.port, all_on)
+    await instcmd(bridge, "test.failure.stop")
+    await _wait_outlets(bridge, all_on)
 
 
 async def test_shutdown_host_on_low_battery(hass: HomeAssistant, bridge: Bridge, config_dir: Path) -> None:
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
     dummy = ups_device(hass, entry, "dummy")
     shutdowns = async_mock_service(hass, "test", "shutdown")
 
-    def action(host: str) -> list[dict[str, Any]]:
-        return [{"action": "test.shutdown", "data": {"host": host, "why": "{{ trigger.id }}"}}]
+    def shutdown(ups: str, battery_sensor: str, threshold: int, host: str) -> dict[str, Any]:
+        action = {"action": "test.shutdown", "data": {"host": host, "why": "{{ trigger.id }}"}}
+        return _use(
+            "shutdown_host_on_low_battery",
+            ups=ups,
+            battery_sensor=battery_sensor,
+            threshold=threshold,
+            shutdown_action=[action],
+        )
 
-    assert await async_setup_component(
+    await setup_automations(
         hass,
-        "automation",
-        {
-            "automation": [
-                # Runtime threshold far above the simulated UPS's ~27 min: acts as soon as
-                # it is on battery.
-                _use(
-                    "shutdown_host_on_low_battery",
-                    ups=sim.id,
-                    battery_sensor="sensor.sim_battery_runtime",
-                    threshold=60,
-                    shutdown_action=action("nas"),
-                ),
-                # Charge threshold 0: only the UPS's own LB (and FSD) signal.
-                _use(
-                    "shutdown_host_on_low_battery",
-                    ups=dummy.id,
-                    battery_sensor="sensor.dummy_battery_charge",
-                    threshold=0,
-                    shutdown_action=action("pi"),
-                ),
-            ]
-        },
+        # Runtime threshold far above the simulated UPS's ~27 min: acts as soon as it is
+        # on battery.
+        shutdown(sim.id, "sensor.sim_battery_runtime", 60, "nas"),
+        # Charge threshold 0: only the UPS's own LB (and FSD) signal.
+        shutdown(dummy.id, "sensor.dummy_battery_charge", 0, "pi"),
     )
-    await hass.async_block_till_done()
     assert [s.state for s in hass.states.async_all("automation")] == ["on", "on"]
     await asyncio.sleep(0.3)
     assert shutdowns == []  # on line power: the threshold does not count
 
-    await instcmd(bridge.port, "test.failure.start")
+    await instcmd(bridge, "test.failure.start")
     await wait_for("runtime threshold", lambda: len(shutdowns) == 1)
     assert shutdowns[0].data == {"host": "nas", "why": "threshold"}
 

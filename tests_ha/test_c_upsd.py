@@ -20,19 +20,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.nut_bridge.const import DOMAIN, UPDATE_INTERVAL, UPDATE_INTERVAL_ON_BATTERY
 from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry
-from nutbridge.client import NutClient
 from tests.support import realnut
 from tests.support.realnut import BridgeProcess, NutConfig
+
+from .conftest import refresh_until_state, setup_entry, state_of, wait_var
 
 MAIN_DEV = """\
 ups.status: OL CHRG
@@ -112,20 +111,6 @@ def bridge_same(socket_enabled: None, tmp_path: Path) -> Iterator[NutConfig]:
         proc.stop()
 
 
-async def _setup(hass: HomeAssistant, cfg: NutConfig, title: str) -> NutBridgeConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=title,
-        unique_id=f"127.0.0.1:{cfg.port}",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: cfg.port, CONF_USERNAME: "admin", CONF_PASSWORD: "s3cr3t"},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
-
-
 async def _wait_polling(caplog: pytest.LogCaptureFixture) -> None:
     """Until the coordinator has been told there is no push (its subscription attempt)."""
     for _ in range(300):
@@ -161,12 +146,6 @@ def _entity_id(hass: HomeAssistant, entry: NutBridgeConfigEntry, domain: str, ke
     return entity_id
 
 
-def _state(hass: HomeAssistant, entity_id: str) -> str:
-    state = hass.states.get(entity_id)
-    assert state is not None, entity_id
-    return state.state
-
-
 def _no_warnings(caplog: pytest.LogCaptureFixture) -> None:
     noisy = [
         r for r in caplog.records
@@ -183,7 +162,7 @@ async def test_c_upsd_is_polled_with_the_entities_of_the_bridge(
     # What the C upsd answers the coordinator's SUBSCRIBE: not a command it knows.
     assert realnut.query(c_upsd.port, "SUBSCRIBE *") == b"ERR UNKNOWN-COMMAND\n"
 
-    c_entry = await _setup(hass, c_upsd, "C upsd")
+    c_entry = await setup_entry(hass, c_upsd, title="C upsd")
     coordinator = c_entry.runtime_data.coordinator
     await _wait_polling(caplog)
     assert not coordinator.push_active
@@ -199,12 +178,12 @@ async def test_c_upsd_is_polled_with_the_entities_of_the_bridge(
         assert device is not None and device.via_device_id == server.id
         assert device.manufacturer == "Interop Corp"
     assert hass.states.get("binary_sensor.main_online").state == "on"  # type: ignore[union-attr]
-    assert _state(hass, "sensor.main_status") == "online"
-    assert _state(hass, "sensor.main_battery_charge") == "95.0"
-    assert _state(hass, "sensor.second_battery_charge") == "100.0"
+    assert state_of(hass, "sensor.main_status") == "online"
+    assert state_of(hass, "sensor.main_battery_charge") == "95.0"
+    assert state_of(hass, "sensor.second_battery_charge") == "100.0"
 
     # The bridge, same .dev files: the same entities, enabled alike, in the same states.
-    py_entry = await _setup(hass, bridge_same, "bridge")
+    py_entry = await setup_entry(hass, bridge_same)
     c_entities = _snapshot(hass, c_entry)
     py_entities = _snapshot(hass, py_entry)
     assert len(c_entities) > 40
@@ -223,11 +202,11 @@ async def test_mains_loss_reaches_home_assistant_by_polling(
     hass: HomeAssistant, c_upsd: NutConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="custom_components.nut_bridge")
-    entry = await _setup(hass, c_upsd, "C upsd")
+    entry = await setup_entry(hass, c_upsd, title="C upsd")
     coordinator = entry.runtime_data.coordinator
     await _wait_polling(caplog)
     on_battery = _entity_id(hass, entry, "binary_sensor", "main_status_ob")
-    assert _state(hass, on_battery) == "off"
+    assert state_of(hass, on_battery) == "off"
 
     # Mains lost: dummy-ups re-reads a .dev file whose mtime changed.
     dev = c_upsd.root / "main.dev"
@@ -238,16 +217,16 @@ async def test_mains_loss_reaches_home_assistant_by_polling(
     # Only the poll timer runs (no refresh is requested here): move time on until a poll
     # sees the new status.
     deadline = time.monotonic() + 15
-    while _state(hass, on_battery) != "on":
+    while state_of(hass, on_battery) != "on":
         assert time.monotonic() < deadline, "mains loss never polled"
         async_fire_time_changed(hass, dt_util.utcnow() + UPDATE_INTERVAL + timedelta(seconds=1))
         await hass.async_block_till_done()
         await asyncio.sleep(0.2)
     assert not coordinator.push_active
-    assert _state(hass, _entity_id(hass, entry, "binary_sensor", "main_status_ol")) == "off"
-    assert _state(hass, _entity_id(hass, entry, "sensor", "main_ups.status")) == "on_battery"
-    assert _state(hass, _entity_id(hass, entry, "sensor", "main_battery.charge")) == "80.0"
-    assert _state(hass, _entity_id(hass, entry, "binary_sensor", "second_status_ob")) == "off"
+    assert state_of(hass, _entity_id(hass, entry, "binary_sensor", "main_status_ol")) == "off"
+    assert state_of(hass, _entity_id(hass, entry, "sensor", "main_ups.status")) == "on_battery"
+    assert state_of(hass, _entity_id(hass, entry, "sensor", "main_battery.charge")) == "80.0"
+    assert state_of(hass, _entity_id(hass, entry, "binary_sensor", "second_status_ob")) == "off"
     assert coordinator.update_interval == UPDATE_INTERVAL_ON_BATTERY
     _no_warnings(caplog)
 
@@ -255,28 +234,15 @@ async def test_mains_loss_reaches_home_assistant_by_polling(
 async def test_writes_and_commands_through_c_upsd(
     hass: HomeAssistant, c_upsd: NutConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry = await _setup(hass, c_upsd, "C upsd")
+    entry = await setup_entry(hass, c_upsd, title="C upsd")
     # dummy-ups declares ups.id STRING:16 read-write: a text entity writes it with SET VAR.
     ups_id = _entity_id(hass, entry, "text", "main_ups.id")
-    assert _state(hass, ups_id) == "rack-1"
+    assert state_of(hass, ups_id) == "rack-1"
     await hass.services.async_call(
         "text", "set_value", {"entity_id": ups_id, "value": "rack-7"}, blocking=True
     )
-    value = None
-    async with NutClient("127.0.0.1", c_upsd.port) as client:
-        for _ in range(50):
-            if (value := await client.get_var("main", "ups.id")) == "rack-7":
-                break
-            await asyncio.sleep(0.1)
-    assert value == "rack-7"
-    coordinator = entry.runtime_data.coordinator
-    for _ in range(20):
-        await coordinator.async_refresh()
-        await hass.async_block_till_done()
-        if _state(hass, ups_id) == "rack-7":
-            break
-        await asyncio.sleep(0.1)
-    assert _state(hass, ups_id) == "rack-7"
+    await wait_var(c_upsd, "ups.id", "rack-7", ups="main")
+    await refresh_until_state(hass, entry, ups_id, "rack-7")
 
     # dummy-ups takes an empty status as written (C upsd then serves ups.status ""): the
     # flags become unknown rather than "off", and so does the status.
@@ -286,18 +252,12 @@ async def test_writes_and_commands_through_c_upsd(
         blocking=True,
     )
     online = _entity_id(hass, entry, "binary_sensor", "second_status_ol")
-    for _ in range(30):
-        await coordinator.async_refresh()
-        await hass.async_block_till_done()
-        if _state(hass, online) == "unknown":
-            break
-        await asyncio.sleep(0.1)
-    assert _state(hass, online) == "unknown"
-    assert _state(hass, _entity_id(hass, entry, "binary_sensor", "second_status_ob")) == "unknown"
+    await refresh_until_state(hass, entry, online, "unknown")
+    assert state_of(hass, _entity_id(hass, entry, "binary_sensor", "second_status_ob")) == "unknown"
     status = hass.states.get(_entity_id(hass, entry, "sensor", "second_ups.status"))
     assert status is not None and status.state == "unknown"
     assert status.attributes["raw"] == ""
-    assert _state(hass, _entity_id(hass, entry, "binary_sensor", "main_status_ol")) == "on"
+    assert state_of(hass, _entity_id(hass, entry, "binary_sensor", "main_status_ol")) == "on"
 
     # Instant commands: dummy-ups has none of the buttons' commands, but the driver core's
     # driver.reload runs through upsd to the driver, and its tracked result comes back.

@@ -2,74 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.nut_bridge.const import DOMAIN
-from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry
-from nutbridge.client import NutClient
-from tests.support.realnut import BridgeProcess, NutConfig
 
-from .conftest import DUMMY_DEV, Bridge
+from .conftest import Bridge, get_var, running_bridge, setup_entry, wait_var
 
 
 @pytest.fixture
 def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """Like conftest's bridge, but the simulated UPS has two switchable outlets."""
-    cfg = NutConfig(tmp_path)
-    dummy_file = tmp_path / "dummy.dev"
-    dummy_file.write_text(DUMMY_DEV)
-    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", serial="SIM-42", outlets="2")
-    cfg.add_ups("dummy", driver="dummy-ups", port=str(dummy_file), pollinterval="1")
-    proc = BridgeProcess.start(cfg)
-    try:
-        yield Bridge(cfg, proc, dummy_file)
-    finally:
-        proc.stop()
-
-
-async def _setup(
-    hass: HomeAssistant, bridge: Bridge, user: str = "admin", password: str = "s3cr3t"
-) -> NutBridgeConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="bridge",
-        unique_id=f"127.0.0.1:{bridge.port}",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: bridge.port, CONF_USERNAME: user, CONF_PASSWORD: password},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
-
-
-async def _bridge_var(bridge: Bridge, var: str) -> str:
-    async with NutClient("127.0.0.1", bridge.port) as client:
-        return await client.get_var("sim", var)
-
-
-async def _wait_var(bridge: Bridge, var: str, want: str) -> None:
-    value = None
-    for _ in range(40):
-        value = await _bridge_var(bridge, var)
-        if value == want:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{var} is {value}, wanted {want}")
+    with running_bridge(tmp_path, outlets=2) as b:
+        yield b
 
 
 async def test_outlet_switch(hass: HomeAssistant, bridge: Bridge) -> None:
-    await _setup(hass, bridge)
+    await setup_entry(hass, bridge)
     assert hass.states.get("switch.sim_outlet_1").state == "on"
     assert hass.states.get("switch.sim_outlet_2") is not None
     assert hass.states.get("button.sim_cycle_outlet_1") is not None
@@ -77,15 +31,15 @@ async def test_outlet_switch(hass: HomeAssistant, bridge: Bridge) -> None:
     assert hass.states.get("switch.dummy_outlet_1") is None
 
     await hass.services.async_call("switch", "turn_off", {"entity_id": "switch.sim_outlet_1"}, blocking=True)
-    await _wait_var(bridge, "outlet.1.status", "off")
-    assert await _bridge_var(bridge, "outlet.2.status") == "on"
+    await wait_var(bridge, "outlet.1.status", "off")
+    assert await get_var(bridge, "outlet.2.status") == "on"
 
     await hass.services.async_call("switch", "turn_on", {"entity_id": "switch.sim_outlet_1"}, blocking=True)
-    await _wait_var(bridge, "outlet.1.status", "on")
+    await wait_var(bridge, "outlet.1.status", "on")
 
 
 async def test_number_select_text(hass: HomeAssistant, bridge: Bridge) -> None:
-    await _setup(hass, bridge)
+    await setup_entry(hass, bridge)
     state = hass.states.get("number.sim_shutdown_delay")
     assert state is not None
     assert (state.attributes["min"], state.attributes["max"]) == (0, 3600)
@@ -93,25 +47,25 @@ async def test_number_select_text(hass: HomeAssistant, bridge: Bridge) -> None:
     await hass.services.async_call(
         "number", "set_value", {"entity_id": "number.sim_shutdown_delay", "value": 120}, blocking=True
     )
-    await _wait_var(bridge, "ups.delay.shutdown", "120")
+    await wait_var(bridge, "ups.delay.shutdown", "120")
 
     select = hass.states.get("select.sim_beeper_status")
     assert select is not None and select.attributes["options"] == ["enabled", "disabled", "muted"]
     await hass.services.async_call(
         "select", "select_option", {"entity_id": "select.sim_beeper_status", "option": "muted"}, blocking=True
     )
-    await _wait_var(bridge, "ups.beeper.status", "muted")
+    await wait_var(bridge, "ups.beeper.status", "muted")
 
     text = hass.states.get("text.sim_ups_id")
     assert text is not None and text.attributes["max"] == 16
     await hass.services.async_call(
         "text", "set_value", {"entity_id": "text.sim_ups_id", "value": "rack-7"}, blocking=True
     )
-    await _wait_var(bridge, "ups.id", "rack-7")
+    await wait_var(bridge, "ups.id", "rack-7")
 
 
 async def test_run_command_service(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     devices = dr.async_get(hass)
     device = devices.async_get_device_by_identifier((DOMAIN, f"{entry.unique_id}_sim"), entry.entry_id)
     assert device is not None
@@ -124,7 +78,7 @@ async def test_run_command_service(hass: HomeAssistant, bridge: Bridge) -> None:
         return_response=True,
     )
     assert response == {"ups": "sim", "command": "beeper.disable", "result": "SUCCESS"}
-    await _wait_var(bridge, "ups.beeper.status", "disabled")
+    await wait_var(bridge, "ups.beeper.status", "disabled")
 
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
@@ -142,7 +96,7 @@ async def test_run_command_service(hass: HomeAssistant, bridge: Bridge) -> None:
         {"config_entry_id": entry.entry_id, "ups": "sim", "variable": "ups.delay.start", "value": "30"},
         blocking=True,
     )
-    await _wait_var(bridge, "ups.delay.start", "30")
+    await wait_var(bridge, "ups.delay.start", "30")
 
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
@@ -170,11 +124,11 @@ async def test_run_command_service(hass: HomeAssistant, bridge: Bridge) -> None:
 
 async def test_user_without_permission(hass: HomeAssistant, bridge: Bridge) -> None:
     # An upsmon primary account may log in but not run commands or set variables.
-    await _setup(hass, bridge, user="monprimary", password="mp")
+    await setup_entry(hass, bridge, user="monprimary", password="mp")
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             "switch", "turn_off", {"entity_id": "switch.sim_outlet_1"}, blocking=True
         )
     assert err.value.translation_key == "access_denied"
     assert "upsd.users" in str(err.value)
-    assert await _bridge_var(bridge, "outlet.1.status") == "on"
+    assert await get_var(bridge, "outlet.1.status") == "on"

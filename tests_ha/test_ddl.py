@@ -25,11 +25,9 @@ from pathlib import Path
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.nut_bridge.binary_sensor import BINARY_SENSORS
 from custom_components.nut_bridge.const import DOMAIN
@@ -44,6 +42,8 @@ from custom_components.nut_bridge.sensor import (
 )
 from nutbridge.client import NutClient
 from tests.support import realnut
+
+from .conftest import bridge_entry
 
 # Standard NUT variables (docs/nut-names) that must have a sensor description: the
 # readings and ratings users ask for, most of them common in the corpus.
@@ -157,13 +157,7 @@ async def test_every_ddl_dump(
     names = list(corpus.names)
     served = await _served(corpus.cfg.port, names)
 
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="ddl",
-        unique_id=f"127.0.0.1:{corpus.cfg.port}",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: corpus.cfg.port, CONF_USERNAME: "admin",
-              CONF_PASSWORD: "s3cr3t"},
-    )
+    entry = bridge_entry(corpus.cfg, title="ddl")
     entry.add_to_hass(hass)
     # Disabled (diagnostic) sensors report their values only once enabled. Enabling all
     # of them would pass Home Assistant's cap of 10000 enabled entities per config entry,

@@ -6,10 +6,8 @@ file (``#CMD:`` lines), one of them in mixed case, others that are not offered.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,6 @@ from homeassistant.components.device_automation.action import (
     async_call_action_from_config,
     async_validate_action_config,
 )
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
@@ -35,11 +31,18 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.nut_bridge.const import DOMAIN
 from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry, server_identifier
 from custom_components.nut_bridge.device_action import ACTION_SCHEMA, ACTION_TYPES, COMMANDS, action_type
-from custom_components.nut_bridge.entity import ups_identifier
 from nutbridge.client import NutClient
-from tests.support.realnut import BridgeProcess, NutConfig
 
-from .conftest import DUMMY_DEV, Bridge
+from .conftest import (
+    DUMMY_DEV,
+    Bridge,
+    get_var,
+    running_bridge,
+    setup_automations,
+    setup_entry,
+    ups_device,
+    wait_var,
+)
 
 STRINGS = Path(__file__).resolve().parents[1] / "custom_components" / "nut_bridge" / "strings.json"
 
@@ -56,39 +59,14 @@ DUMMY_CMDS = [
 @pytest.fixture
 def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """Like conftest's bridge; the simulated UPS has outlets, the dummy one declares commands."""
-    cfg = NutConfig(tmp_path)
-    dummy_file = tmp_path / "dummy.dev"
-    dummy_file.write_text(DUMMY_DEV + "".join(f"#CMD:{c}\n" for c in DUMMY_CMDS))
-    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", serial="SIM-42", outlets="2")
-    cfg.add_ups("dummy", driver="dummy-ups", port=str(dummy_file), pollinterval="1")
-    proc = BridgeProcess.start(cfg)
-    try:
-        yield Bridge(cfg, proc, dummy_file)
-    finally:
-        proc.stop()
+    commands = "".join(f"#CMD:{c}\n" for c in DUMMY_CMDS)
+    with running_bridge(tmp_path, outlets=2, dummy_dev=DUMMY_DEV + commands) as b:
+        yield b
 
 
-async def _setup(
-    hass: HomeAssistant, bridge: Bridge, user: str = "admin", password: str = "s3cr3t"
-) -> NutBridgeConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="bridge",
-        unique_id=f"127.0.0.1:{bridge.port}",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: bridge.port, CONF_USERNAME: user, CONF_PASSWORD: password},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
-
-
-def _device(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str | None) -> dr.DeviceEntry:
-    """A UPS's device, or (ups None) the server's."""
-    identifier = server_identifier(entry) if ups is None else ups_identifier(entry, ups)
-    device = dr.async_get(hass).async_get_device_by_identifier(identifier, entry.entry_id)
-    assert device is not None, ups
+def _server_device(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> dr.DeviceEntry:
+    device = dr.async_get(hass).async_get_device_by_identifier(server_identifier(entry), entry.entry_id)
+    assert device is not None
     return device
 
 
@@ -102,20 +80,6 @@ async def _types(hass: HomeAssistant, device_id: str) -> list[str]:
 async def _commands(bridge: Bridge, ups: str) -> list[str]:
     async with NutClient("127.0.0.1", bridge.port) as client:
         return await client.list_cmd(ups)
-
-
-async def _var(bridge: Bridge, var: str, ups: str = "sim") -> str:
-    async with NutClient("127.0.0.1", bridge.port) as client:
-        return await client.get_var(ups, var)
-
-
-async def _wait_var(bridge: Bridge, var: str, check: Callable[[str], bool], timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not check(value := await _var(bridge, var)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{var} is still {value!r}")
-        await asyncio.sleep(0.1)
-    return value
 
 
 def _action(device_id: str, type_: str) -> dict[str, Any]:
@@ -132,8 +96,8 @@ async def _call(hass: HomeAssistant, device_id: str, type_: str) -> None:
 
 
 async def test_actions_match_the_ups_commands(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    sim = _device(hass, entry, "sim")
+    entry = await setup_entry(hass, bridge)
+    sim = ups_device(hass, entry, "sim")
     sim_commands = await _commands(bridge, "sim")
     assert "outlet.1.load.on" in sim_commands and "test.failure.start" in sim_commands
     # Every command of the simulated UPS but the per-outlet ones is a standard one.
@@ -145,7 +109,7 @@ async def test_actions_match_the_ups_commands(hass: HomeAssistant, bridge: Bridg
     # and unknown ones are not (nor are the driver-core ones like driver.reload).
     dummy_commands = await _commands(bridge, "dummy")
     assert set(DUMMY_CMDS) <= set(dummy_commands)
-    dummy_types = await _types(hass, _device(hass, entry, "dummy").id)
+    dummy_types = await _types(hass, ups_device(hass, entry, "dummy").id)
     assert {"beeper_enable", "test_battery_start"} <= set(dummy_types)
     assert sorted(dummy_types) == sorted(
         action_type(c) for c in dummy_commands if action_type(c) in ACTION_TYPES
@@ -154,8 +118,8 @@ async def test_actions_match_the_ups_commands(hass: HomeAssistant, bridge: Bridg
 
 
 async def test_server_and_foreign_devices_have_no_actions(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    assert await _types(hass, _device(hass, entry, None).id) == []
+    entry = await setup_entry(hass, bridge)
+    assert await _types(hass, _server_device(hass, entry).id) == []
 
     other_entry = MockConfigEntry(domain="other")
     other_entry.add_to_hass(hass)
@@ -169,7 +133,7 @@ async def test_server_and_foreign_devices_have_no_actions(hass: HomeAssistant, b
     assert await device_action.async_get_actions(hass, "no-such-device") == []
 
     # An unloaded entry offers nothing.
-    sim = _device(hass, entry, "sim")
+    sim = ups_device(hass, entry, "sim")
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert await device_action.async_get_actions(hass, sim.id) == []
 
@@ -186,31 +150,27 @@ def test_every_offered_type_is_translated() -> None:
 
 
 async def test_automation_runs_device_actions(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    sim = _device(hass, entry, "sim")
-    assert await _var(bridge, "ups.beeper.status") == "enabled"
-    assert "OL" in (await _var(bridge, "ups.status")).split()
-    assert await async_setup_component(
+    entry = await setup_entry(hass, bridge)
+    sim = ups_device(hass, entry, "sim")
+    assert await get_var(bridge, "ups.beeper.status") == "enabled"
+    assert "OL" in (await get_var(bridge, "ups.status")).split()
+    await setup_automations(
         hass,
-        "automation",
         {
-            "automation": {
-                "alias": "ups actions",
-                "triggers": [{"trigger": "event", "event_type": "run_ups_actions"}],
-                "actions": [_action(sim.id, "beeper_disable"), _action(sim.id, "test_failure_start")],
-            }
+            "alias": "ups actions",
+            "triggers": [{"trigger": "event", "event_type": "run_ups_actions"}],
+            "actions": [_action(sim.id, "beeper_disable"), _action(sim.id, "test_failure_start")],
         },
     )
-    await hass.async_block_till_done()
     hass.bus.async_fire("run_ups_actions")
     await hass.async_block_till_done()
-    await _wait_var(bridge, "ups.beeper.status", lambda v: v == "disabled")
-    await _wait_var(bridge, "ups.status", lambda v: "OB" in v.split())
+    await wait_var(bridge, "ups.beeper.status", "disabled")
+    await wait_var(bridge, "ups.status", lambda v: "OB" in v.split())
 
 
 async def test_command_spelled_as_the_ups_lists_it(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    dummy = _device(hass, entry, "dummy")
+    entry = await setup_entry(hass, bridge)
+    dummy = ups_device(hass, entry, "dummy")
     # The UPS lists "Beeper.Enable": that is what runs (the dummy driver accepts it).
     await _call(hass, dummy.id, "beeper_enable")
     # The lower-case spelling is not in its list.
@@ -222,8 +182,8 @@ async def test_command_spelled_as_the_ups_lists_it(hass: HomeAssistant, bridge: 
 
 
 async def test_command_the_ups_does_not_list(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    sim = _device(hass, entry, "sim")
+    entry = await setup_entry(hass, bridge)
+    sim = ups_device(hass, entry, "sim")
     assert "reset.watchdog" not in await _commands(bridge, "sim")
     with pytest.raises(ServiceValidationError) as err:
         await _call(hass, sim.id, "reset_watchdog")
@@ -232,8 +192,9 @@ async def test_command_the_ups_does_not_list(hass: HomeAssistant, bridge: Bridge
 
 
 async def test_server_device_removed_device_and_unloaded_entry(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    server, sim, dummy = (_device(hass, entry, ups) for ups in (None, "sim", "dummy"))
+    entry = await setup_entry(hass, bridge)
+    server = _server_device(hass, entry)
+    sim, dummy = (ups_device(hass, entry, ups) for ups in ("sim", "dummy"))
     # The server device is ours but not a UPS.
     with pytest.raises(InvalidDeviceAutomationConfig, match="not a NUT Bridge UPS"):
         await async_validate_action_config(hass, _action(server.id, "beeper_disable"))
@@ -250,13 +211,13 @@ async def test_server_device_removed_device_and_unloaded_entry(hass: HomeAssista
     with pytest.raises(ServiceValidationError) as err:
         await async_call_action_from_config(hass, config, {}, None)
     assert err.value.translation_key == "entry_not_loaded"
-    assert await _var(bridge, "ups.beeper.status") == "enabled"
+    assert await get_var(bridge, "ups.beeper.status") == "enabled"
 
 
 async def test_user_without_permission(hass: HomeAssistant, bridge: Bridge) -> None:
     # An upsmon primary account may log in but not run commands.
-    entry = await _setup(hass, bridge, user="monprimary", password="mp")
-    sim = _device(hass, entry, "sim")
+    entry = await setup_entry(hass, bridge, user="monprimary", password="mp")
+    sim = ups_device(hass, entry, "sim")
     assert "beeper_disable" in await _types(hass, sim.id)
     assert await async_setup_component(
         hass, "script", {"script": {"quiet_ups": {"sequence": [_action(sim.id, "beeper_disable")]}}}
@@ -267,7 +228,7 @@ async def test_user_without_permission(hass: HomeAssistant, bridge: Bridge) -> N
     assert "upsd.users" in str(err.value)
     issues = ir.async_get(hass).issues
     assert (DOMAIN, f"insufficient_permissions_{entry.entry_id}") in issues
-    assert await _var(bridge, "ups.beeper.status") == "enabled"
+    assert await get_var(bridge, "ups.beeper.status") == "enabled"
 
 
 # ---------------------------------------------------------------- validation
@@ -282,8 +243,8 @@ def test_schema_rejects_unknown_types(type_: str) -> None:
 
 
 async def test_validation_rejects_bad_configs(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
-    sim = _device(hass, entry, "sim")
+    entry = await setup_entry(hass, bridge)
+    sim = ups_device(hass, entry, "sim")
     assert (await async_validate_action_config(hass, _action(sim.id, "test_failure_start")))["type"] == (
         "test_failure_start"
     )
@@ -301,21 +262,17 @@ async def test_validation_rejects_bad_configs(hass: HomeAssistant, bridge: Bridg
         await async_validate_action_config(hass, _action("no-such-device", "beeper_disable"))
 
     # An automation with an invalid device action is not set up, and runs nothing.
-    assert await async_setup_component(
+    await setup_automations(
         hass,
-        "automation",
         {
-            "automation": {
-                "id": "bad",
-                "alias": "bad",
-                "triggers": [{"trigger": "event", "event_type": "bad_ups_action"}],
-                "actions": [_action(sim.id, "no_such_type")],
-            }
+            "id": "bad",
+            "alias": "bad",
+            "triggers": [{"trigger": "event", "event_type": "bad_ups_action"}],
+            "actions": [_action(sim.id, "no_such_type")],
         },
     )
-    await hass.async_block_till_done()
     state = hass.states.get("automation.bad")
     assert state is not None and state.state == "unavailable"
     hass.bus.async_fire("bad_ups_action")
     await hass.async_block_till_done()
-    assert await _var(bridge, "ups.beeper.status") == "enabled"
+    assert await get_var(bridge, "ups.beeper.status") == "enabled"

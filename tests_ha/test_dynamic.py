@@ -11,8 +11,7 @@ from custom_components.nut_bridge.const import DOMAIN
 from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry, id_prefix
 from tests.support.realnut import BridgeProcess
 
-from .conftest import Bridge
-from .test_init import _setup
+from .conftest import Bridge, setup_entry
 
 
 def _device(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> dr.DeviceEntry | None:
@@ -31,7 +30,7 @@ async def _restart(bridge: Bridge) -> None:
 
 
 async def test_ups_added_and_removed(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     coordinator = entry.runtime_data.coordinator
     dummy = _device(hass, entry, "dummy")
     assert dummy is not None
@@ -75,7 +74,7 @@ async def test_ups_added_and_removed(hass: HomeAssistant, bridge: Bridge) -> Non
 
 
 async def test_unreachable_server_removes_nothing(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     coordinator = entry.runtime_data.coordinator
     bridge.proc.stop()
     await coordinator.async_refresh()
@@ -87,7 +86,7 @@ async def test_unreachable_server_removes_nothing(hass: HomeAssistant, bridge: B
 
 
 async def test_controls_reread_after_ups_returns(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     coordinator = entry.runtime_data.coordinator
     first = coordinator.data["sim"].controls
     assert first is not None and first.commands

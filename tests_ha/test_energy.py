@@ -3,37 +3,24 @@
 The ``sim`` UPS reports ``ups.realpower`` (its load in W, 300 by default, changed
 with SET VAR experimental.sim.load); the ``dummy`` UPS here reports only ``ups.load``
 and ``ups.realpower.nominal``, so it gets the estimated power sensor. Time only moves
-with ``freezer.tick``, so every expected energy is an exact integral.
+with ``advance``, so every expected energy is an exact integral.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import (
-    CONF_HOST,
-    CONF_PASSWORD,
-    CONF_PORT,
-    CONF_USERNAME,
-    STATE_UNAVAILABLE,
-    UnitOfEnergy,
-    UnitOfPower,
-)
+from homeassistant.const import STATE_UNAVAILABLE, UnitOfEnergy, UnitOfPower
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
     mock_restore_cache_with_extra_data,
 )
 
@@ -47,10 +34,17 @@ from custom_components.nut_bridge.power import (
     power_watts,
     restored_total,
 )
-from nutbridge.client import NutClient
-from tests.support.realnut import BridgeProcess, NutConfig
 
-from .conftest import Bridge
+from .conftest import (
+    T0,
+    Bridge,
+    advance,
+    refresh_until,
+    refresh_until_state,
+    running_bridge,
+    set_var,
+    setup_entry,
+)
 
 # Entity ids follow the translated names, so tests look entities up by unique id. The
 # energy sensors' ids are needed before setup (restore cache); "Energy" is also their
@@ -67,8 +61,6 @@ ups.load: {load}
 ups.realpower.nominal: 500
 """
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-SLOW = timedelta(hours=6)
 
 
 def kwh(watts: float, seconds: float) -> float:
@@ -144,85 +136,18 @@ def test_restored_total() -> None:
 
 
 @pytest.fixture
-def slow_polling() -> Iterator[None]:
-    """No scheduled poll while time is ticked.
-
-    Frozen time also freezes the event loop's clock; a tick fires every timer that
-    fell due, including the read timeout of a request still on the wire, which would
-    drop the connection. Tests therefore refresh explicitly between ticks.
-    """
-    with (
-        patch("custom_components.nut_bridge.coordinator.UPDATE_INTERVAL", SLOW),
-        patch("custom_components.nut_bridge.coordinator.UPDATE_INTERVAL_ON_BATTERY", SLOW),
-    ):
-        yield
-
-
-@pytest.fixture
 def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """Like conftest's, but ``dummy`` has ups.realpower.nominal (and no ups.realpower)."""
-    cfg = NutConfig(tmp_path)
-    dummy_file = tmp_path / "dummy.dev"
-    dummy_file.write_text(DUMMY_DEV.format(load=12))
-    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", serial="SIM-42")
-    cfg.add_ups("dummy", driver="dummy-ups", port=str(dummy_file), pollinterval="1")
-    proc = BridgeProcess.start(cfg)
-    try:
-        yield Bridge(cfg, proc, dummy_file)
-    finally:
-        proc.stop()
-
-
-async def _setup(hass: HomeAssistant, bridge: Bridge) -> NutBridgeConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="bridge",
-        unique_id=f"127.0.0.1:{bridge.port}",
-        data={
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: bridge.port,
-            CONF_USERNAME: "admin",
-            CONF_PASSWORD: "s3cr3t",
-        },
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
-
-
-async def _wait_state(hass: HomeAssistant, entry: NutBridgeConfigEntry, entity_id: str, want: str) -> None:
-    """Refresh until ``entity_id`` reads ``want``. Frozen time: sleep in a thread, not the loop."""
-    coordinator = entry.runtime_data.coordinator
-    state = None
-    for _ in range(60):
-        await coordinator.async_refresh()
-        await hass.async_block_till_done()
-        state = hass.states.get(entity_id)
-        if state is not None and state.state == want:
-            return
-        await hass.async_add_executor_job(time.sleep, 0.1)
-    raise AssertionError(f"{entity_id} is {state}, wanted {want}")
-
-
-async def _advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    with running_bridge(tmp_path, dummy_dev=DUMMY_DEV.format(load=12)) as b:
+        yield b
 
 
 async def _wait_var(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str, var: str, want: str) -> None:
+    """Until the coordinator's data (not only the server) has ``var`` at ``want``."""
     coordinator = entry.runtime_data.coordinator
-    value = None
-    for _ in range(60):
-        await coordinator.async_refresh()
-        await hass.async_block_till_done()
-        value = coordinator.data[ups].variables.get(var)
-        if value == want:
-            return
-        await hass.async_add_executor_job(time.sleep, 0.1)
-    raise AssertionError(f"{ups} {var} is {value}, wanted {want}")
+    await refresh_until(
+        hass, entry, lambda: coordinator.data[ups].variables.get(var) == want, f"{ups} {var} == {want}"
+    )
 
 
 def _entity(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str, key: str) -> str | None:
@@ -242,14 +167,12 @@ def _energy(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> float
     return float(_state(hass, entry, ups, "energy").state)
 
 
-async def _set_sim_load(bridge: Bridge, watts: int) -> None:
-    async with NutClient("127.0.0.1", bridge.port) as client:
-        await client.authenticate("admin", "s3cr3t")
-        await client.set_var("sim", "experimental.sim.load", str(watts))
+def _assert_energy(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str, kwh_total: float) -> None:
+    assert _energy(hass, entry, ups) == pytest.approx(kwh_total, abs=1e-6)
 
 
 async def test_estimated_power_is_load_times_nominal(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
 
     power = _state(hass, entry, "dummy", "estimated_power")
     assert float(power.state) == 12 * DUMMY_NOMINAL_W / 100
@@ -265,84 +188,78 @@ async def test_estimated_power_is_load_times_nominal(hass: HomeAssistant, bridge
     assert _entity(hass, entry, "dummy", "energy") is not None
 
     bridge.dummy_file.write_text(DUMMY_DEV.format(load=50))
-    await _wait_state(hass, entry, power.entity_id, str(50 * DUMMY_NOMINAL_W / 100))
+    await refresh_until_state(hass, entry, power.entity_id, str(50 * DUMMY_NOMINAL_W / 100))
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_va_only_ups_gets_no_power_or_energy(
     hass: HomeAssistant, socket_enabled: None, tmp_path: Path
 ) -> None:
-    cfg = NutConfig(tmp_path)
-    dev = tmp_path / "va.dev"
-    dev.write_text("ups.status: OL\nups.load: 40\nups.power.nominal: 1500\nups.power: 600\n")
-    cfg.add_ups("va", driver="dummy-ups", port=str(dev), pollinterval="1")
-    with BridgeProcess.start(cfg):
-        entry = await _setup(hass, Bridge(cfg, None, dev))  # type: ignore[arg-type]
-        assert entry.runtime_data.coordinator.data["va"].variables["ups.load"] == "40"
-        assert _entity(hass, entry, "va", "estimated_power") is None
-        assert _entity(hass, entry, "va", "energy") is None
+    va_only = "ups.status: OL\nups.load: 40\nups.power.nominal: 1500\nups.power: 600\n"
+    with running_bridge(tmp_path, sim=False, dummy_dev=va_only) as bridge:
+        entry = await setup_entry(hass, bridge)
+        assert entry.runtime_data.coordinator.data["dummy"].variables["ups.load"] == "40"
+        assert _entity(hass, entry, "dummy", "estimated_power") is None
+        assert _entity(hass, entry, "dummy", "energy") is None
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_energy_integrates_real_power(
-    hass: HomeAssistant, bridge: Bridge, freezer: FrozenDateTimeFactory, slow_polling: None
+    hass: HomeAssistant, bridge: Bridge, frozen_time: FrozenDateTimeFactory
 ) -> None:
-    freezer.move_to(T0)
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     assert _energy(hass, entry, "sim") == 0.0
 
     # No change in the data for a while: the periodic sample still counts the time.
-    await _advance(hass, freezer, SAMPLE_INTERVAL.total_seconds())
+    await advance(hass, frozen_time, SAMPLE_INTERVAL.total_seconds())
     expected = kwh(300, SAMPLE_INTERVAL.total_seconds())
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "sim", expected)
 
     # The new load arrives at a frozen instant: the step adds nothing by itself.
-    await _set_sim_load(bridge, 600)
+    await set_var(bridge, "experimental.sim.load", "600")
     await _wait_var(hass, entry, "sim", "ups.realpower", "600")
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
-    await _advance(hass, freezer, 120)
+    _assert_energy(hass, entry, "sim", expected)
+    await advance(hass, frozen_time, 120)
     expected += kwh(600, 120)
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "sim", expected)
 
-    await _set_sim_load(bridge, 150)
+    await set_var(bridge, "experimental.sim.load", "150")
     await _wait_var(hass, entry, "sim", "ups.realpower", "150")
     # Samples happen on changes and at least every SAMPLE_INTERVAL: whatever happened
     # in between (push batches arrive at frozen instants), the integral is exact.
-    await _advance(hass, freezer, 30)
-    await _advance(hass, freezer, 30)
+    await advance(hass, frozen_time, 30)
+    await advance(hass, frozen_time, 30)
     expected += kwh(150, 60)
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "sim", expected)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_energy_does_not_jump_after_unavailability(
-    hass: HomeAssistant, bridge: Bridge, freezer: FrozenDateTimeFactory, slow_polling: None
+    hass: HomeAssistant, bridge: Bridge, frozen_time: FrozenDateTimeFactory
 ) -> None:
-    freezer.move_to(T0)
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     watts = 12 * DUMMY_NOMINAL_W / 100
-    await _advance(hass, freezer, 60)
+    await advance(hass, frozen_time, 60)
     expected = kwh(watts, 60)
-    assert _energy(hass, entry, "dummy") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "dummy", expected)
 
     bridge.dummy_file.unlink()
-    await _wait_state(hass, entry, DUMMY_ENERGY, STATE_UNAVAILABLE)
+    await refresh_until_state(hass, entry, DUMMY_ENERGY, STATE_UNAVAILABLE)
     # Shorter than MAX_GAP, but the UPS had no data: none of it is counted.
-    await _advance(hass, freezer, 240)
-    await _advance(hass, freezer, 240)
+    await advance(hass, frozen_time, 240)
+    await advance(hass, frozen_time, 240)
     bridge.dummy_file.write_text(DUMMY_DEV.format(load=12))
-    await _wait_state(hass, entry, DUMMY_ENERGY, str(round(expected, 6)))
+    await refresh_until_state(hass, entry, DUMMY_ENERGY, str(round(expected, 6)))
 
-    await _advance(hass, freezer, 60)
+    await advance(hass, frozen_time, 60)
     expected += kwh(watts, 60)
-    assert _energy(hass, entry, "dummy") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "dummy", expected)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_energy_restores_after_restart_and_reload(
-    hass: HomeAssistant, bridge: Bridge, freezer: FrozenDateTimeFactory, slow_polling: None
+    hass: HomeAssistant, bridge: Bridge, frozen_time: FrozenDateTimeFactory
 ) -> None:
-    freezer.move_to(T0)
     mock_restore_cache_with_extra_data(
         hass,
         [
@@ -357,19 +274,19 @@ async def test_energy_restores_after_restart_and_reload(
             ),
         ],
     )
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     assert _energy(hass, entry, "sim") == 1.5
     assert _energy(hass, entry, "dummy") == 0.0
 
-    await _advance(hass, freezer, 60)
+    await advance(hass, frozen_time, 60)
     expected = 1.5 + kwh(300, 60)
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "sim", expected)
 
     # A reload (as after new credentials) keeps the total; the time it took is not counted.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
-    await _advance(hass, freezer, 60)
+    _assert_energy(hass, entry, "sim", expected)
+    await advance(hass, frozen_time, 60)
     expected += kwh(300, 60)
-    assert _energy(hass, entry, "sim") == pytest.approx(expected, abs=1e-6)
+    _assert_energy(hass, entry, "sim", expected)
     assert await hass.config_entries.async_unload(entry.entry_id)

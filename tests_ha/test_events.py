@@ -8,25 +8,15 @@ a stale UPS, and the bridge process itself stopping and starting again.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from homeassistant.components.device_automation import DeviceAutomationType
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import (
-    CONF_HOST,
-    CONF_PASSWORD,
-    CONF_PORT,
-    CONF_USERNAME,
-    STATE_UNAVAILABLE,
-    STATE_UNKNOWN,
-)
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -36,7 +26,6 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.nut_bridge.const import DOMAIN
 from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry, UpsState
-from custom_components.nut_bridge.entity import ups_identifier
 from custom_components.nut_bridge.events import (
     EVENT_NUT_BRIDGE,
     EVENT_TYPES,
@@ -46,10 +35,18 @@ from custom_components.nut_bridge.events import (
     detect_events,
     observe,
 )
-from nutbridge.client import NutClient
 from tests.support.realnut import BridgeProcess
 
-from .conftest import DUMMY_DEV, Bridge
+from .conftest import (
+    DUMMY_DEV,
+    Bridge,
+    instcmd,
+    setup_automations,
+    setup_entry,
+    state_of,
+    ups_device,
+    wait_for,
+)
 
 # ---------------------------------------------------------------- detection rules
 
@@ -190,21 +187,6 @@ def test_snapshot_keeps_last_values_while_unavailable() -> None:
 # ---------------------------------------------------------------- end to end helpers
 
 
-
-async def setup_entry(hass: HomeAssistant, port: int) -> NutBridgeConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="bridge",
-        unique_id=f"127.0.0.1:{port}",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: port, CONF_USERNAME: "admin", CONF_PASSWORD: "s3cr3t"},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
-
-
 def event_entity(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> str:
     """Entity id of a UPS's event entity (found through its device: the name comes from translations)."""
     registry = er.async_get(hass)
@@ -212,38 +194,6 @@ def event_entity(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> 
     ids = [e.entity_id for e in er.async_entries_for_device(registry, device.id) if e.domain == "event"]
     assert len(ids) == 1, ids
     return ids[0]
-
-
-def ups_device(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> dr.DeviceEntry:
-    device = dr.async_get(hass).async_get_device_by_identifier(ups_identifier(entry, ups), entry.entry_id)
-    assert device is not None, ups
-    return device
-
-
-async def instcmd(port: int, cmd: str, ups: str = "sim") -> None:
-    async with NutClient("127.0.0.1", port) as client:
-        await client.authenticate("admin", "s3cr3t")
-        await client.instcmd(ups, cmd)
-
-
-async def set_var(port: int, var: str, value: str, ups: str = "sim") -> None:
-    async with NutClient("127.0.0.1", port) as client:
-        await client.authenticate("admin", "s3cr3t")
-        await client.set_var(ups, var, value)
-
-
-async def wait_for(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def state_of(hass: HomeAssistant, entity_id: str) -> str:
-    state = hass.states.get(entity_id)
-    assert state is not None, entity_id
-    return state.state
 
 
 def attrs(hass: HomeAssistant, entity_id: str) -> dict[str, Any]:
@@ -276,6 +226,13 @@ def device_trigger_automation(device_id: str, event_type: str) -> dict[str, Any]
     }
 
 
+async def watch_triggers(hass: HomeAssistant, *triggers: tuple[dr.DeviceEntry, str]) -> list[ServiceCall]:
+    """One automation per (device, event type) device trigger; the test.fired calls they make."""
+    calls = async_mock_service(hass, "test", "fired")
+    await setup_automations(hass, *(device_trigger_automation(device.id, t) for device, t in triggers))
+    return calls
+
+
 def fired(calls: list[ServiceCall], ups: str) -> list[str]:
     return [c.data["type"] for c in calls if c.data["ups"] == ups]
 
@@ -284,7 +241,7 @@ def fired(calls: list[ServiceCall], ups: str) -> list[str]:
 
 
 async def test_device_triggers_listed_for_ups_devices_only(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
     triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, sim.id)
     ours = sorted(t["type"] for t in triggers if t["domain"] == DOMAIN)
@@ -321,28 +278,16 @@ async def test_device_triggers_listed_for_ups_devices_only(hass: HomeAssistant, 
 
 async def test_mains_loss_flips_on_battery_and_fires_the_trigger(hass: HomeAssistant, bridge: Bridge) -> None:
     """The acceptance test: mains loss commanded on the simulated UPS, end to end."""
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
     dummy = ups_device(hass, entry, "dummy")
     sim_event_id, dummy_event_id = event_entity(hass, entry, "sim"), event_entity(hass, entry, "dummy")
-    calls = async_mock_service(hass, "test", "fired")
     events = async_capture_events(hass, EVENT_NUT_BRIDGE)
-    assert await async_setup_component(
-        hass,
-        "automation",
-        {
-            "automation": [
-                device_trigger_automation(sim.id, "power_lost"),
-                device_trigger_automation(sim.id, "power_restored"),
-                device_trigger_automation(dummy.id, "power_lost"),
-            ]
-        },
-    )
-    await hass.async_block_till_done()
+    calls = await watch_triggers(hass, (sim, "power_lost"), (sim, "power_restored"), (dummy, "power_lost"))
     assert state_of(hass, "binary_sensor.sim_on_battery") == "off"
     assert events == []  # setup is a baseline
 
-    await instcmd(bridge.port, "test.failure.start")
+    await instcmd(bridge, "test.failure.start")
     await wait_for("power_lost trigger", lambda: fired(calls, "sim") == ["power_lost"])
     assert state_of(hass, "binary_sensor.sim_on_battery") == "on"
     call = calls[-1].data
@@ -369,7 +314,7 @@ async def test_mains_loss_flips_on_battery_and_fires_the_trigger(hass: HomeAssis
     assert sim_event["battery_charge"] == event["battery_charge"]
     assert state_of(hass, dummy_event_id) == STATE_UNKNOWN  # the other UPS saw nothing
 
-    await instcmd(bridge.port, "test.failure.stop")
+    await instcmd(bridge, "test.failure.stop")
     await wait_for("power_restored trigger", lambda: fired(calls, "sim") == ["power_lost", "power_restored"])
     assert state_of(hass, "binary_sensor.sim_on_battery") == "off"
     assert attrs(hass, sim_event_id)["event_type"] == "power_restored"
@@ -381,22 +326,13 @@ async def test_mains_loss_flips_on_battery_and_fires_the_trigger(hass: HomeAssis
 
 async def test_dummy_status_flags(hass: HomeAssistant, bridge: Bridge) -> None:
     """LB, RB and FSD written into the dummy-ups data file."""
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     dummy = ups_device(hass, entry, "dummy")
     dummy_event_id = event_entity(hass, entry, "dummy")
-    calls = async_mock_service(hass, "test", "fired")
     events = async_capture_events(hass, EVENT_NUT_BRIDGE)
-    assert await async_setup_component(
-        hass,
-        "automation",
-        {
-            "automation": [
-                device_trigger_automation(dummy.id, t)
-                for t in ("battery_low", "replace_battery", "forced_shutdown", "power_restored")
-            ]
-        },
+    calls = await watch_triggers(
+        hass, *((dummy, t) for t in ("battery_low", "replace_battery", "forced_shutdown", "power_restored"))
     )
-    await hass.async_block_till_done()
 
     steps = [
         ("OB LB", ["power_lost", "battery_low"]),
@@ -420,7 +356,7 @@ async def test_dummy_status_flags(hass: HomeAssistant, bridge: Bridge) -> None:
 
 
 async def test_stale_ups_loses_and_regains_communication(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     dummy = ups_device(hass, entry, "dummy")
     dummy_event_id = event_entity(hass, entry, "dummy")
     events = async_capture_events(hass, EVENT_NUT_BRIDGE)
@@ -445,23 +381,12 @@ async def test_stale_ups_loses_and_regains_communication(hass: HomeAssistant, br
 
 async def test_bridge_down_and_back(hass: HomeAssistant, bridge: Bridge) -> None:
     """The bridge process stops: communication lost for every UPS; it starts again: restored."""
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     sim = ups_device(hass, entry, "sim")
     sim_event_id, dummy_event_id = event_entity(hass, entry, "sim"), event_entity(hass, entry, "dummy")
-    calls = async_mock_service(hass, "test", "fired")
     events = async_capture_events(hass, EVENT_NUT_BRIDGE)
-    assert await async_setup_component(
-        hass,
-        "automation",
-        {
-            "automation": [
-                device_trigger_automation(sim.id, "communication_lost"),
-                device_trigger_automation(sim.id, "communication_restored"),
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    await instcmd(bridge.port, "test.failure.start")
+    calls = await watch_triggers(hass, (sim, "communication_lost"), (sim, "communication_restored"))
+    await instcmd(bridge, "test.failure.start")
     await wait_for("power_lost", lambda: types_for(events, "sim") == ["power_lost"])
 
     bridge.proc.stop()
@@ -479,32 +404,29 @@ async def test_bridge_down_and_back(hass: HomeAssistant, bridge: Bridge) -> None
     await wait_for("communication_lost trigger", lambda: fired(calls, "sim") == ["communication_lost"])
 
     # A new bridge on the same port: a fresh simulated UPS, on line power again.
-    restarted = BridgeProcess.start(bridge.cfg)
-    try:
-        await wait_for(
-            "communication_restored for every UPS",
-            lambda: "communication_restored" in types_for(events, "sim")
-            and "communication_restored" in types_for(events, "dummy"),
-            30,
-        )
-        await wait_for("power_restored", lambda: "power_restored" in types_for(events, "sim"))
-        sim_types = types_for(events, "sim")
-        assert sim_types[:3] == ["power_lost", "communication_lost", "communication_restored"]
-        assert sim_types.index("power_restored") > sim_types.index("communication_restored")
-        assert "power_lost" not in types_for(events, "dummy")
-        await wait_for("restored trigger", lambda: "communication_restored" in fired(calls, "sim"))
-        assert state_of(hass, "binary_sensor.sim_on_battery") == "off"
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    finally:
-        restarted.stop()
+    bridge.proc = BridgeProcess.start(bridge.cfg)
+    await wait_for(
+        "communication_restored for every UPS",
+        lambda: "communication_restored" in types_for(events, "sim")
+        and "communication_restored" in types_for(events, "dummy"),
+        30,
+    )
+    await wait_for("power_restored", lambda: "power_restored" in types_for(events, "sim"))
+    sim_types = types_for(events, "sim")
+    assert sim_types[:3] == ["power_lost", "communication_lost", "communication_restored"]
+    assert sim_types.index("power_restored") > sim_types.index("communication_restored")
+    assert "power_lost" not in types_for(events, "dummy")
+    await wait_for("restored trigger", lambda: "communication_restored" in fired(calls, "sim"))
+    assert state_of(hass, "binary_sensor.sim_on_battery") == "off"
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_unload_stops_events(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = await setup_entry(hass, bridge.port)
+    entry = await setup_entry(hass, bridge)
     events = async_capture_events(hass, EVENT_NUT_BRIDGE)
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
-    await instcmd(bridge.port, "test.failure.start")
+    await instcmd(bridge, "test.failure.start")
     bridge.dummy_file.write_text(DUMMY_DEV.replace("ups.status: OL", "ups.status: OB LB"))
     await asyncio.sleep(1.5)
     await hass.async_block_till_done()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -12,9 +10,8 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.nut_bridge.const import DOMAIN, UPDATE_INTERVAL, UPDATE_INTERVAL_ON_BATTERY
 from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry
 from custom_components.nut_bridge.diagnostics import async_get_config_entry_diagnostics
-from nutbridge.client import NutClient
 
-from .conftest import Bridge
+from .conftest import Bridge, instcmd, refresh_until_state
 
 
 async def _setup(hass: HomeAssistant, bridge: Bridge) -> NutBridgeConfigEntry:
@@ -27,17 +24,6 @@ async def _setup(hass: HomeAssistant, bridge: Bridge) -> NutBridgeConfigEntry:
     entry: NutBridgeConfigEntry = result["result"]
     assert entry.state is ConfigEntryState.LOADED
     return entry
-
-
-async def _poll_until(hass: HomeAssistant, entry: NutBridgeConfigEntry, entity_id: str, want: str) -> None:
-    coordinator = entry.runtime_data.coordinator
-    for _ in range(20):
-        await coordinator.async_refresh()
-        await hass.async_block_till_done()
-        if hass.states.get(entity_id).state == want:  # type: ignore[union-attr]
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"{entity_id} is {hass.states.get(entity_id)}, wanted {want}")
 
 
 async def test_entities_and_on_battery(hass: HomeAssistant, bridge: Bridge) -> None:
@@ -59,11 +45,9 @@ async def test_entities_and_on_battery(hass: HomeAssistant, bridge: Bridge) -> N
     server = devices.async_get_device_by_identifier((DOMAIN, str(entry.unique_id)), entry.entry_id)
     assert server is not None and dummy.via_device_id == server.id
 
-    async with NutClient("127.0.0.1", bridge.port) as client:
-        await client.authenticate("admin", "s3cr3t")
-        await client.instcmd("sim", "test.failure.start")
+    await instcmd(bridge, "test.failure.start")
 
-    await _poll_until(hass, entry, "binary_sensor.sim_on_battery", "on")
+    await refresh_until_state(hass, entry, "binary_sensor.sim_on_battery", "on")
     assert hass.states.get("binary_sensor.sim_online").state == "off"
     assert hass.states.get("sensor.sim_status").state == "on_battery"
     assert coordinator.update_interval == UPDATE_INTERVAL_ON_BATTERY
@@ -86,7 +70,7 @@ async def test_stale_ups_only_blanks_its_own_entities(hass: HomeAssistant, bridg
     assert hass.states.get("sensor.dummy_battery_charge").state == "87.0"
 
     bridge.dummy_file.unlink()
-    await _poll_until(hass, entry, "sensor.dummy_battery_charge", STATE_UNAVAILABLE)
+    await refresh_until_state(hass, entry, "sensor.dummy_battery_charge", STATE_UNAVAILABLE)
     assert hass.states.get("binary_sensor.dummy_online").state == STATE_UNAVAILABLE
     assert hass.states.get("sensor.sim_battery_charge").state != STATE_UNAVAILABLE
     assert hass.states.get("binary_sensor.sim_online").state == "on"

@@ -22,7 +22,7 @@ import re
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -50,7 +50,7 @@ import custom_components.nut_bridge
 from custom_components.nut_bridge.const import DOMAIN
 from custom_components.nut_bridge.sensor import status_option
 
-from .conftest import Bridge
+from .conftest import Bridge, setup_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION = ROOT / "custom_components" / "nut_bridge"
@@ -527,31 +527,25 @@ def _calls_named(tree: ast.AST, name: str) -> list[ast.Call]:
     return [call for _, call in _calls(tree) if _callee(call) == name]
 
 
+def _assign_targets(nodes: Iterable[ast.AST]) -> Iterator[ast.expr]:
+    """What the assignments (plain or annotated) among ``nodes`` assign to."""
+    for n in nodes:
+        if isinstance(n, ast.Assign):
+            yield from n.targets
+        elif isinstance(n, ast.AnnAssign):
+            yield n.target
+
+
 def _assigns_attr(tree: ast.AST, attr: str) -> bool:
-    return any(
-        isinstance(t, ast.Attribute) and t.attr == attr
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Assign | ast.AnnAssign)
-        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
-    )
+    return any(isinstance(t, ast.Attribute) and t.attr == attr for t in _assign_targets(ast.walk(tree)))
 
 
 def _module_level(tree: ast.Module, name: str) -> bool:
-    return any(
-        isinstance(t, ast.Name) and t.id == name
-        for n in tree.body
-        if isinstance(n, ast.Assign | ast.AnnAssign)
-        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
-    )
+    return any(isinstance(t, ast.Name) and t.id == name for t in _assign_targets(tree.body))
 
 
 def _assigns_name(tree: ast.AST, name: str) -> bool:
-    return any(
-        isinstance(t, ast.Name) and t.id == name
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Assign | ast.AnnAssign)
-        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
-    )
+    return any(isinstance(t, ast.Name) and t.id == name for t in _assign_targets(ast.walk(tree)))
 
 
 DISCOVERY_KEYS = ("bluetooth", "dhcp", "homekit", "mqtt", "ssdp", "usb", "zeroconf")
@@ -1006,20 +1000,7 @@ async def test_config_flow_forms_describe_every_field(hass: HomeAssistant) -> No
 
 
 async def test_entities_and_device_automations_are_translated(hass: HomeAssistant, bridge: Bridge) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="bridge",
-        unique_id=f"127.0.0.1:{bridge.port}",
-        data={
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: bridge.port,
-            CONF_USERNAME: "admin",
-            CONF_PASSWORD: "s3cr3t",
-        },
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await setup_entry(hass, bridge)
     strings = _strings()
     entity_strings = strings["entity"]
     entries = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.nut_bridge import repairs
@@ -32,65 +29,17 @@ from custom_components.nut_bridge.repairs import (
     async_create_fix_flow,
     async_report_access_denied,
 )
-from nutbridge.client import NutClient
-from tests.support.realnut import BridgeProcess, NutConfig
+from tests.support.realnut import BridgeProcess
 
-from .conftest import DUMMY_DEV, Bridge
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-SLOW = timedelta(hours=6)
-
-
-@pytest.fixture
-def slow_polling() -> Iterator[None]:
-    """No scheduled poll while time is ticked (see tests_ha/test_energy.py)."""
-    with (
-        patch("custom_components.nut_bridge.coordinator.UPDATE_INTERVAL", SLOW),
-        patch("custom_components.nut_bridge.coordinator.UPDATE_INTERVAL_ON_BATTERY", SLOW),
-    ):
-        yield
-
-
-@pytest.fixture
-def quiet_bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
-    """Like conftest's bridge without push: with slow polling, nothing updates by itself."""
-    cfg = NutConfig(tmp_path, upsd_extra="PUSH false\n")
-    dummy_file = tmp_path / "dummy.dev"
-    dummy_file.write_text(DUMMY_DEV)
-    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", serial="SIM-42")
-    cfg.add_ups("dummy", driver="dummy-ups", port=str(dummy_file), pollinterval="1")
-    proc = BridgeProcess.start(cfg)
-    try:
-        yield Bridge(cfg, proc, dummy_file)
-    finally:
-        proc.stop()
+from .conftest import DUMMY_DEV, Bridge, advance, refresh_until, running_bridge, set_var, setup_entry
 
 
 @pytest.fixture
 def operator_bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """UPS ``sim`` and a user ``operator`` who may SET and run test.battery.stop, nothing else."""
-    cfg = NutConfig(tmp_path)
-    cfg.users += "[operator]\n    password = op\n    actions = SET\n    instcmds = test.battery.stop\n"
-    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", serial="SIM-42")
-    proc = BridgeProcess.start(cfg)
-    try:
-        yield Bridge(cfg, proc, tmp_path / "unused.dev")
-    finally:
-        proc.stop()
-
-
-async def _setup(
-    hass: HomeAssistant, bridge: Bridge, user: str | None = "admin", password: str = "s3cr3t"
-) -> NutBridgeConfigEntry:
-    data: dict[str, object] = {CONF_HOST: "127.0.0.1", CONF_PORT: bridge.port}
-    if user is not None:
-        data |= {CONF_USERNAME: user, CONF_PASSWORD: password}
-    entry = MockConfigEntry(domain=DOMAIN, title="bridge", unique_id=f"127.0.0.1:{bridge.port}", data=data)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry  # type: ignore[return-value]
+    users = "[operator]\n    password = op\n    actions = SET\n    instcmds = test.battery.stop\n"
+    with running_bridge(tmp_path, dummy_dev=None, users=users) as b:
+        yield b
 
 
 def _issue(
@@ -100,36 +49,18 @@ def _issue(
     return issues.async_get_issue(DOMAIN, f"{kind}_{entry.entry_id}{suffix}")
 
 
-async def _refresh_until(hass: HomeAssistant, entry: NutBridgeConfigEntry, check: object, what: str) -> None:
-    """Refresh until ``check()`` holds. Time may be frozen: sleep in a thread, not the loop."""
-    coordinator = entry.runtime_data.coordinator
-    for _ in range(80):
-        await coordinator.async_refresh()
-        await hass.async_block_till_done()
-        if check():  # type: ignore[operator]
-            return
-        await hass.async_add_executor_job(time.sleep, 0.1)
-    raise AssertionError(f"never: {what}")
-
-
-async def _advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
-    freezer.tick(delta)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-
-
 # -- replace battery -------------------------------------------------------------------
 
 
 async def test_replace_battery_follows_rb(
     hass: HomeAssistant, bridge: Bridge, issue_registry: ir.IssueRegistry
 ) -> None:
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     assert _issue(issue_registry, "replace_battery", entry, "dummy") is None
 
     bridge.dummy_file.write_text(DUMMY_DEV.replace("ups.status: OL", "ups.status: OL RB"))
-    await _refresh_until(
-        hass, entry, lambda: _issue(issue_registry, "replace_battery", entry, "dummy"), "RB issue"
+    await refresh_until(
+        hass, entry, lambda: _issue(issue_registry, "replace_battery", entry, "dummy") is not None, "RB issue"
     )
     issue = _issue(issue_registry, "replace_battery", entry, "dummy")
     assert issue is not None
@@ -144,16 +75,14 @@ async def test_replace_battery_follows_rb(
     assert _issue(issue_registry, "replace_battery", entry, "sim") is None
 
     bridge.dummy_file.write_text(DUMMY_DEV)
-    await _refresh_until(
+    await refresh_until(
         hass, entry, lambda: _issue(issue_registry, "replace_battery", entry, "dummy") is None, "RB cleared"
     )
 
     # The simulated UPS flags RB once its battery health drops below 50 %.
-    async with NutClient("127.0.0.1", bridge.port) as client:
-        await client.authenticate("admin", "s3cr3t")
-        await client.set_var("sim", "experimental.sim.battery.health", "40")
-    await _refresh_until(
-        hass, entry, lambda: _issue(issue_registry, "replace_battery", entry, "sim"), "sim RB issue"
+    await set_var(bridge, "experimental.sim.battery.health", "40")
+    await refresh_until(
+        hass, entry, lambda: _issue(issue_registry, "replace_battery", entry, "sim") is not None, "RB on sim"
     )
     # Unloading the entry takes its issues along; a setup raises what still holds.
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -169,26 +98,24 @@ async def test_replace_battery_follows_rb(
 
 async def test_data_stale_after_threshold(
     hass: HomeAssistant,
-    quiet_bridge: Bridge,
+    bridge_without_push: Bridge,
     issue_registry: ir.IssueRegistry,
-    freezer: FrozenDateTimeFactory,
-    slow_polling: None,
+    frozen_time: FrozenDateTimeFactory,
 ) -> None:
-    freezer.move_to(T0)
-    bridge = quiet_bridge
-    entry = await _setup(hass, bridge)
+    bridge = bridge_without_push  # no push, no scheduled poll: nothing updates by itself
+    entry = await setup_entry(hass, bridge)
     coordinator = entry.runtime_data.coordinator
     assert not coordinator.push_active
 
     bridge.dummy_file.unlink()
-    await _refresh_until(hass, entry, lambda: coordinator.data["dummy"].error is not None, "dummy stale")
+    await refresh_until(hass, entry, lambda: coordinator.data["dummy"].error is not None, "dummy stale")
     error = coordinator.data["dummy"].error
     assert error in ("DATA-STALE", "DRIVER-NOT-CONNECTED")
 
-    await _advance(hass, freezer, STALE_AFTER / 2)
+    await advance(hass, frozen_time, STALE_AFTER / 2)
     assert _issue(issue_registry, "data_stale", entry, "dummy") is None
     # No further update arrives (nothing is polled): the timer alone raises the issue.
-    await _advance(hass, freezer, STALE_AFTER / 2 + timedelta(seconds=1))
+    await advance(hass, frozen_time, STALE_AFTER / 2 + timedelta(seconds=1))
     issue = _issue(issue_registry, "data_stale", entry, "dummy")
     assert issue is not None
     assert issue.translation_key == "data_stale"
@@ -202,25 +129,25 @@ async def test_data_stale_after_threshold(
     assert _issue(issue_registry, "data_stale", entry, "sim") is None
 
     bridge.dummy_file.write_text(DUMMY_DEV)
-    await _refresh_until(
+    await refresh_until(
         hass, entry, lambda: _issue(issue_registry, "data_stale", entry, "dummy") is None, "stale cleared"
     )
     assert coordinator.data["dummy"].available
 
     # A short outage, shorter than the threshold, raises nothing.
     bridge.dummy_file.unlink()
-    await _refresh_until(hass, entry, lambda: not coordinator.data["dummy"].available, "dummy stale again")
-    await _advance(hass, freezer, STALE_AFTER / 2)
+    await refresh_until(hass, entry, lambda: not coordinator.data["dummy"].available, "dummy stale again")
+    await advance(hass, frozen_time, STALE_AFTER / 2)
     bridge.dummy_file.write_text(DUMMY_DEV)
-    await _refresh_until(hass, entry, lambda: coordinator.data["dummy"].available, "dummy back")
-    await _advance(hass, freezer, STALE_AFTER)
+    await refresh_until(hass, entry, lambda: coordinator.data["dummy"].available, "dummy back")
+    await advance(hass, frozen_time, STALE_AFTER)
     assert _issue(issue_registry, "data_stale", entry, "dummy") is None
 
     # Unloading cancels a pending timer.
     bridge.dummy_file.unlink()
-    await _refresh_until(hass, entry, lambda: not coordinator.data["dummy"].available, "dummy stale 3")
+    await refresh_until(hass, entry, lambda: not coordinator.data["dummy"].available, "dummy stale 3")
     assert await hass.config_entries.async_unload(entry.entry_id)
-    await _advance(hass, freezer, STALE_AFTER * 2)
+    await advance(hass, frozen_time, STALE_AFTER * 2)
     assert _issue(issue_registry, "data_stale", entry, "dummy") is None
 
 
@@ -229,14 +156,14 @@ async def test_data_stale_server_down_and_ups_removed(
 ) -> None:
     # Real time here: a dropped connection is retried with asyncio.sleep.
     monkeypatch.setattr(repairs, "STALE_AFTER", timedelta(seconds=0.3))
-    entry = await _setup(hass, bridge)
+    entry = await setup_entry(hass, bridge)
     coordinator = entry.runtime_data.coordinator
 
     bridge.proc.stop()
-    await _refresh_until(
+    await refresh_until(
         hass,
         entry,
-        lambda: all(_issue(issue_registry, "data_stale", entry, ups) for ups in ("sim", "dummy")),
+        lambda: all(_issue(issue_registry, "data_stale", entry, ups) is not None for ups in ("sim", "dummy")),
         "stale issues while the server is down",
     )
     assert not coordinator.last_update_success
@@ -257,7 +184,7 @@ async def test_data_stale_server_down_and_ups_removed(
             and dummy.translation_placeholders["error"] == "UNKNOWN-UPS"
         )
 
-    await _refresh_until(hass, entry, settled, "sim back, dummy gone")
+    await refresh_until(hass, entry, settled, "sim back, dummy gone")
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert _issue(issue_registry, "data_stale", entry, "dummy") is None
 
@@ -274,6 +201,13 @@ async def _run_command(hass: HomeAssistant, command: str) -> None:
     )
 
 
+async def _refused(hass: HomeAssistant, command: str) -> None:
+    """The server refuses the command: access denied (which raises the permission issue)."""
+    with pytest.raises(HomeAssistantError) as err:
+        await _run_command(hass, command)
+    assert err.value.translation_key == "access_denied"
+
+
 def _entry_id(hass: HomeAssistant) -> str:
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     return entry.entry_id
@@ -282,10 +216,8 @@ def _entry_id(hass: HomeAssistant) -> str:
 async def test_refused_command_raises_permission_issue_until_one_succeeds(
     hass: HomeAssistant, operator_bridge: Bridge, issue_registry: ir.IssueRegistry
 ) -> None:
-    entry = await _setup(hass, operator_bridge, user="operator", password="op")
-    with pytest.raises(HomeAssistantError) as err:
-        await _run_command(hass, "test.battery.start.quick")
-    assert err.value.translation_key == "access_denied"
+    entry = await setup_entry(hass, operator_bridge, user="operator", password="op")
+    await _refused(hass, "test.battery.start.quick")
     issue = _issue(issue_registry, "insufficient_permissions", entry)
     assert issue is not None
     assert issue.translation_placeholders is not None
@@ -305,10 +237,8 @@ async def test_permission_issue_and_fix_flow(
     hass_client: ClientSessionGenerator,
 ) -> None:
     # An upsmon account logs in, but the server refuses its commands.
-    entry = await _setup(hass, bridge, user="monprimary", password="mp")
-    with pytest.raises(HomeAssistantError) as err:
-        await _run_command(hass, "test.battery.start.quick")
-    assert err.value.translation_key == "access_denied"
+    entry = await setup_entry(hass, bridge, user="monprimary", password="mp")
+    await _refused(hass, "test.battery.start.quick")
     async_report_access_denied(hass, entry, "sim", "test.battery.start.quick")
 
     issue = _issue(issue_registry, "insufficient_permissions", entry)
@@ -379,10 +309,8 @@ async def test_permission_issue_and_fix_flow(
 async def test_missing_credentials_and_clear(
     hass: HomeAssistant, bridge: Bridge, issue_registry: ir.IssueRegistry
 ) -> None:
-    entry = await _setup(hass, bridge, user=None)
-    with pytest.raises(HomeAssistantError) as err:
-        await _run_command(hass, "test.battery.start.quick")
-    assert err.value.translation_key == "access_denied"
+    entry = await setup_entry(hass, bridge, user=None)
+    await _refused(hass, "test.battery.start.quick")
     async_report_access_denied(hass, entry, "sim", "FSD")
     issue = _issue(issue_registry, "insufficient_permissions", entry)
     assert issue is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,11 +13,16 @@ from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.nut_bridge.const import DOMAIN
-from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry, id_prefix
 from tests.support.realnut import BridgeProcess
 
-from .conftest import Bridge
-from .test_controls import _bridge_var, _setup, _wait_var, bridge  # noqa: F401  (fixture)
+from .conftest import Bridge, get_var, running_bridge, setup_entry, ups_device, wait_var
+
+
+@pytest.fixture
+def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
+    """Like conftest's bridge; the simulated UPS has two outlets (load_off switches them)."""
+    with running_bridge(tmp_path, outlets=2) as b:
+        yield b
 
 
 async def _call(hass: HomeAssistant, service: str, data: dict[str, Any]) -> None:
@@ -29,16 +36,8 @@ async def _invalid(hass: HomeAssistant, service: str, data: dict[str, Any]) -> s
     return err.value.translation_key
 
 
-def _ups_device(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> dr.DeviceEntry:
-    device = dr.async_get(hass).async_get_device_by_identifier(
-        (DOMAIN, f"{id_prefix(entry)}_{ups}"), entry.entry_id
-    )
-    assert device is not None
-    return device
-
-
-async def test_targets(hass: HomeAssistant, bridge: Bridge) -> None:  # noqa: F811
-    entry = await _setup(hass, bridge)
+async def test_targets(hass: HomeAssistant, bridge: Bridge) -> None:
+    entry = await setup_entry(hass, bridge)
     cmd = {"command": "beeper.enable"}
     assert await _invalid(hass, "run_command", cmd) == "invalid_target"
     assert await _invalid(hass, "run_command", {**cmd, "device_id": "nope"}) == "invalid_target"
@@ -65,15 +64,15 @@ async def test_targets(hass: HomeAssistant, bridge: Bridge) -> None:  # noqa: F8
     assert await _invalid(
         hass, "run_command", {**cmd, "config_entry_id": other.entry_id, "ups": "sim"}
     ) == "invalid_target"
-    await _call(hass, "run_command", {**cmd, "device_id": _ups_device(hass, entry, "sim").id})
+    await _call(hass, "run_command", {**cmd, "device_id": ups_device(hass, entry, "sim").id})
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert await _invalid(
         hass, "run_command", {**cmd, "config_entry_id": entry.entry_id, "ups": "sim"}
     ) == "entry_not_loaded"
 
 
-async def test_set_variable_validation(hass: HomeAssistant, bridge: Bridge) -> None:  # noqa: F811
-    entry = await _setup(hass, bridge)
+async def test_set_variable_validation(hass: HomeAssistant, bridge: Bridge) -> None:
+    entry = await setup_entry(hass, bridge)
     target = {"config_entry_id": entry.entry_id, "ups": "sim"}
     for variable, value in (
         ("battery.charge", "50"),  # read-only
@@ -83,36 +82,36 @@ async def test_set_variable_validation(hass: HomeAssistant, bridge: Bridge) -> N
     ):
         key = await _invalid(hass, "set_variable", {**target, "variable": variable, "value": value})
         assert key == ("variable_not_writable" if variable == "battery.charge" else "invalid_value")
-    assert await _bridge_var(bridge, "ups.delay.shutdown") != "-1"
+    assert await get_var(bridge, "ups.delay.shutdown") != "-1"
 
     await _call(hass, "set_variable", {**target, "variable": "ups.id", "value": "x" * 16})
-    await _wait_var(bridge, "ups.id", "x" * 16)
+    await wait_var(bridge, "ups.id", "x" * 16)
 
 
-async def test_shutdown_modes(hass: HomeAssistant, bridge: Bridge) -> None:  # noqa: F811
-    entry = await _setup(hass, bridge)
+async def test_shutdown_modes(hass: HomeAssistant, bridge: Bridge) -> None:
+    entry = await setup_entry(hass, bridge)
     target = {"config_entry_id": entry.entry_id, "ups": "sim"}
     await _call(hass, "shutdown", {**target, "mode": "load_off"})
-    await _wait_var(bridge, "outlet.1.status", "off")
+    await wait_var(bridge, "outlet.1.status", "off")
     await _call(hass, "run_command", {**target, "command": "load.on"})
-    await _wait_var(bridge, "outlet.1.status", "on")
+    await wait_var(bridge, "outlet.1.status", "on")
 
     await _call(hass, "shutdown", {**target, "mode": "fsd"})
-    status = await _bridge_var(bridge, "ups.status")
+    status = await get_var(bridge, "ups.status")
     assert status.split()[0] == "FSD"
 
 
-async def test_fsd_refused_and_server_gone(hass: HomeAssistant, bridge: Bridge) -> None:  # noqa: F811
+async def test_fsd_refused_and_server_gone(hass: HomeAssistant, bridge: Bridge) -> None:
     # A user who may SET (so setup accepts the credentials) but not FSD.
     bridge.cfg.users += "[setter]\n    password = st\n    actions = SET\n"
     bridge.proc.stop()
     bridge.proc = BridgeProcess.start(bridge.cfg)
-    entry = await _setup(hass, bridge, user="setter", password="st")
+    entry = await setup_entry(hass, bridge, user="setter", password="st")
     target = {"config_entry_id": entry.entry_id, "ups": "sim"}
     with pytest.raises(HomeAssistantError) as err:
         await _call(hass, "shutdown", {**target, "mode": "fsd"})
     assert err.value.translation_key == "access_denied"
-    assert "FSD" not in (await _bridge_var(bridge, "ups.status")).split()
+    assert "FSD" not in (await get_var(bridge, "ups.status")).split()
 
     bridge.proc.stop()
     with pytest.raises(HomeAssistantError) as err:

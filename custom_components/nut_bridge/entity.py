@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 from homeassistant.core import callback
@@ -15,6 +16,17 @@ from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState, i
 
 def ups_identifier(entry: NutBridgeConfigEntry, ups: str) -> tuple[str, str]:
     return (DOMAIN, f"{id_prefix(entry)}_{ups}")
+
+
+def parse_number(raw: str | None) -> float | None:
+    """NUT values are strings; anything not a finite decimal number reads as unknown."""
+    if raw is None or "_" in raw:  # float() would accept "1_000"
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):

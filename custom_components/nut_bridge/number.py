@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState
-from .entity import NutBridgeEntity, add_entities_as_ups_appear
+from .entity import NutBridgeEntity, add_entities_as_ups_appear, parse_number
 from .services import async_set_variable, get_controls
 
 PARALLEL_UPDATES = 1
@@ -104,11 +104,7 @@ class NutBridgeNumber(NutBridgeEntity, NumberEntity):
     @property
     def native_value(self) -> float | None:
         state = self.ups_state
-        value = state.variables.get(self.entity_description.key) if state else None
-        try:
-            return float(value) if value is not None else None
-        except ValueError:
-            return None
+        return parse_number(state.variables.get(self.entity_description.key)) if state else None
 
     async def async_set_native_value(self, value: float) -> None:
         text = str(int(value)) if float(value).is_integer() else str(value)

@@ -45,7 +45,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from .coordinator import NutBridgeCoordinator, UpsState
-from .entity import NutBridgeEntity
+from .entity import NutBridgeEntity, parse_number
 
 KEY_REALPOWER: Final = "ups.realpower"
 KEY_OUTPUT_REALPOWER: Final = "output.realpower"
@@ -77,21 +77,10 @@ ENERGY = SensorEntityDescription(
 )
 
 
-def _number(raw: str | None) -> float | None:
-    """A finite number, or None for missing or non-numeric values."""
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def estimated_power(variables: Mapping[str, str]) -> float | None:
     """``ups.load`` % of ``ups.realpower.nominal``, in W; None when either is unusable."""
-    load = _number(variables.get(KEY_LOAD))
-    nominal = _number(variables.get(KEY_REALPOWER_NOMINAL))
+    load = parse_number(variables.get(KEY_LOAD))
+    nominal = parse_number(variables.get(KEY_REALPOWER_NOMINAL))
     if load is None or nominal is None or load < 0 or nominal <= 0:
         return None
     return load * nominal / 100.0
@@ -101,7 +90,7 @@ def power_watts(variables: Mapping[str, str]) -> float | None:
     """The load's power in W: measured if the UPS reports it, else the estimate."""
     for key in MEASURED_POWER_KEYS:
         if key in variables:
-            return _number(variables[key])
+            return parse_number(variables[key])
     return estimated_power(variables)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,24 +30,13 @@ from homeassistant.helpers.typing import StateType
 
 from .const import KEY_STATUS
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState
-from .entity import NutBridgeEntity, add_entities_as_ups_appear
+from .entity import NutBridgeEntity, add_entities_as_ups_appear, parse_number
 from .power import build_power_sensors
 
 PARALLEL_UPDATES = 0
 
 # Home Assistant refuses longer states.
 MAX_STATE_LENGTH = 255
-
-
-def parse_number(raw: str | None) -> float | None:
-    """NUT values are strings; anything not a finite decimal number reads as unknown."""
-    if raw is None or "_" in raw:  # float() would accept "1_000"
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def parse_text(raw: str | None) -> str | None:
