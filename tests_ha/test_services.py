@@ -31,7 +31,10 @@ async def _call(hass: HomeAssistant, service: str, data: dict[str, Any]) -> None
 
 async def _invalid(hass: HomeAssistant, service: str, data: dict[str, Any]) -> str:
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, service, data)
+        if service == "get_events":  # response-only
+            await _events(hass, data)
+        else:
+            await _call(hass, service, data)
     assert err.value.translation_key is not None
     return err.value.translation_key
 
@@ -121,3 +124,45 @@ async def test_fsd_refused_and_server_gone(hass: HomeAssistant, bridge: Bridge) 
         await _call(hass, "set_variable", {**target, "variable": "ups.delay.start", "value": "5"})
     assert err.value.translation_key == "command_failed"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _events(hass: HomeAssistant, data: dict[str, Any]) -> list[dict[str, Any]]:
+    response = await hass.services.async_call(DOMAIN, "get_events", data, blocking=True, return_response=True)
+    assert response is not None
+    events = response["events"]
+    assert isinstance(events, list)
+    return events
+
+
+async def test_get_events(hass: HomeAssistant, bridge: Bridge) -> None:
+    entry = await setup_entry(hass, bridge)
+    target = {"config_entry_id": entry.entry_id, "ups": "sim"}
+    await _call(hass, "run_command", {**target, "command": "beeper.disable"})
+    await wait_var(bridge, "ups.beeper.status", "disabled")
+
+    events = await _events(hass, {"config_entry_id": entry.entry_id})
+    commands = [e for e in events if e.get("kind") == "command"]
+    assert commands and commands[-1]["ups"] == "sim"
+    assert "beeper.disable" in commands[-1]["detail"]
+    assert commands[-1]["user"] == "admin"  # the entry's user may run commands: sees who
+    assert "s3cr3t" not in repr(events)
+
+    # A device target narrows to its UPS; count bounds the answer.
+    only_dummy = await _events(hass, {"device_id": ups_device(hass, entry, "dummy").id, "count": 5})
+    assert len(only_dummy) <= 5
+    assert all(e.get("ups") in ("dummy", None) for e in only_dummy)
+    assert await _invalid(hass, "get_events", {"config_entry_id": entry.entry_id, "ups": "ghost"}) == (
+        "invalid_target"
+    )
+
+
+async def test_get_events_from_a_server_without_history(
+    hass: HomeAssistant, bridge_without_push: Bridge
+) -> None:
+    # PUSH false turns the bridge's extensions off: it answers LIST EVENT as upsd does.
+    entry = await setup_entry(hass, bridge_without_push)
+    assert await _invalid(hass, "get_events", {"config_entry_id": entry.entry_id}) == "events_not_supported"
+    bridge_without_push.proc.stop()
+    with pytest.raises(HomeAssistantError) as err:
+        await _events(hass, {"config_entry_id": entry.entry_id})
+    assert err.value.translation_key == "command_failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final, cast
 
 import probatio as vol
 from homeassistant.config_entries import ConfigEntryState
@@ -15,6 +15,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import VolDictType
+from homeassistant.util.json import JsonValueType
 
 from nutbridge.client import NutError, ReconnectingClient
 
@@ -28,6 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 SERVICE_RUN_COMMAND: Final = "run_command"
 SERVICE_SET_VARIABLE: Final = "set_variable"
 SERVICE_SHUTDOWN: Final = "shutdown"
+SERVICE_GET_EVENTS: Final = "get_events"
 
 ATTR_DEVICE_ID: Final = "device_id"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
@@ -38,6 +40,7 @@ ATTR_VARIABLE: Final = "variable"
 ATTR_VALUE: Final = "value"
 ATTR_MODE: Final = "mode"
 ATTR_DELAY: Final = "delay"
+ATTR_COUNT: Final = "count"
 
 MODE_RETURN: Final = "return"
 MODE_LOAD_OFF: Final = "load_off"
@@ -189,6 +192,17 @@ def _fmt(x: float) -> str:
 
 def _resolve(hass: HomeAssistant, call: ServiceCall) -> tuple[NutBridgeConfigEntry, str]:
     """The config entry and UPS name a service call targets."""
+    entry, ups = _resolve_entry(hass, call)
+    known = list(entry.runtime_data.coordinator.data or {})
+    if ups is None and len(known) == 1:
+        ups = known[0]
+    if ups is None or ups not in known:
+        raise _invalid("invalid_target")
+    return entry, ups
+
+
+def _resolve_entry(hass: HomeAssistant, call: ServiceCall) -> tuple[NutBridgeConfigEntry, str | None]:
+    """The config entry a service call targets, and the UPS if the call names one."""
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
     ups: str | None = call.data.get(ATTR_UPS)
     if device_id := call.data.get(ATTR_DEVICE_ID):
@@ -210,11 +224,6 @@ def _resolve(hass: HomeAssistant, call: ServiceCall) -> tuple[NutBridgeConfigEnt
         raise _invalid("invalid_target")
     if entry.state is not ConfigEntryState.LOADED:
         raise _invalid("entry_not_loaded", entry=entry.title)
-    known = list(entry.runtime_data.coordinator.data or {})
-    if ups is None and len(known) == 1:
-        ups = known[0]
-    if ups is None or ups not in known:
-        raise _invalid("invalid_target")
     return entry, ups
 
 
@@ -237,6 +246,34 @@ SHUTDOWN_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_DELAY): vol.All(vol.Coerce(int), vol.Range(min=0, max=86400)),
     }
 )
+
+
+GET_EVENTS_SCHEMA: Final = vol.Schema(
+    {**_TARGET, vol.Optional(ATTR_COUNT, default=50): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000))}
+)
+
+
+async def async_get_events(
+    entry: NutBridgeConfigEntry, ups: str | None, count: int
+) -> list[dict[str, Any]]:
+    """The newest ``count`` records of the bridge's event history (docs/events.md), oldest first."""
+    try:
+        async with async_control_client(entry) as client:
+            return await client.list_events(ups, count)
+    except NutError as err:
+        if err.code == "UNKNOWN-COMMAND":
+            raise _invalid("events_not_supported", entry=entry.title) from err
+        raise _nut_error(err, ups or entry.title) from err
+    except (OSError, TimeoutError) as err:
+        raise _nut_error(err, ups or entry.title) from err
+
+
+async def _async_get_events(call: ServiceCall) -> ServiceResponse:
+    entry, ups = _resolve_entry(call.hass, call)
+    if ups is not None and ups not in (entry.runtime_data.coordinator.data or {}):
+        raise _invalid("invalid_target")
+    events = await async_get_events(entry, ups, call.data[ATTR_COUNT])
+    return {"events": cast(list[JsonValueType], events)}
 
 
 async def _async_run_command(call: ServiceCall) -> ServiceResponse:
@@ -287,3 +324,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN, SERVICE_SET_VARIABLE, _async_set_variable, schema=SET_VARIABLE_SCHEMA
     )
     hass.services.async_register(DOMAIN, SERVICE_SHUTDOWN, _async_shutdown, schema=SHUTDOWN_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_EVENTS,
+        _async_get_events,
+        schema=GET_EVENTS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
