@@ -72,9 +72,10 @@ async def test_advertised_only_when_reachable(tmp_path: Path) -> None:
         await _wait_log(lo, "zeroconf: not advertised (upsd listens on loopback only)")
         assert "zeroconf" not in off.log()
         assert wild.log().count("no writable state directory") == 1
-        # Nothing needed state, so nothing was created.
-        assert not (tmp_path / "lo-state").exists()
-        assert not (tmp_path / "off-state").exists()
+        # Nothing but the event history needed state: no server id was made.
+        assert not (tmp_path / "lo-state" / "server-id").exists()
+        assert not (tmp_path / "off-state" / "server-id").exists()
+        assert (tmp_path / "lo-state" / "events.jsonl").exists()
 
 
 async def test_server_id_persists_and_goodbye(tmp_path: Path) -> None:

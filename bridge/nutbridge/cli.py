@@ -29,6 +29,9 @@ commands:
   upscmd     NUT's upscmd: list or run instant commands
   upsrw      NUT's upsrw: list or set writable variables
   upslog     NUT's upslog: log UPS status periodically
+  monitor    NUT's upsmon: shut this host down safely (upsmon.conf, primary or secondary)
+  killpower  tell the UPS to cut the power and restore it on mains (end of a shutdown)
+  events     list the event history (power events, commands and who ran them, shutdowns)
 
 'nutbridge COMMAND -h' shows a command's options.
 """

@@ -3,8 +3,8 @@
 Where: ``--state-dir`` if given, else ``$STATE_DIRECTORY`` (systemd's
 ``StateDirectory=``), else ``/var/lib/nut-bridge`` when it exists or can be created
 and is writable, else ``$XDG_STATE_HOME/nut-bridge`` (``~/.local/state/nut-bridge``).
-Nothing is resolved or created until something asks for it, so a bridge that needs
-no state (loopback only, no zeroconf) never touches the file system.
+Nothing is resolved or created until something asks for it (the event history, the
+server id for zeroconf).
 
 A state directory that cannot be written never stops the bridge: one warning is
 logged, and the server id is then derived from the machine id and the

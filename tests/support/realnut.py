@@ -198,6 +198,8 @@ class NutConfig:
             NUT_PIDPATH=str(self.run),
             NUT_ALTPIDPATH=str(self.run),
             NUT_QUIET_INIT_SSL="true",
+            # Bridges keep their event history here, not in /var/lib/nut-bridge.
+            STATE_DIRECTORY=str(self.root / "state"),
             TZ="UTC",
             LANG="C",
         )

@@ -10,10 +10,11 @@ answer must echo the query words (case-insensitively) and a LIST must open with
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..protocol.wire import parse_answer, request
 from .connection import Connection
@@ -348,6 +349,46 @@ class NutClient:
 
     async def list_client(self, ups: str) -> list[str]:
         return [w[0] for w in await self.list_items("CLIENT", ups) if w]
+
+    async def list_events(self, ups: str | None = None, count: int | None = None) -> list[dict[str, Any]]:
+        """The event history of a NUT Bridge (``LIST EVENT``, docs/events.md), oldest first.
+
+        ``ups`` None: every UPS and the bridge's own events; ``count``: the newest
+        that many (the bridge's default is 100, its maximum 1000). Servers without
+        the extension (upsd answers ``ERR INVALID-ARGUMENT`` to a LIST type it does
+        not know) raise NutError with code ``UNKNOWN-COMMAND``.
+        """
+        if count is not None and count < 1:
+            raise ValueError("count must be at least 1")
+        name = ups or "*"
+        head = ("EVENT", name)
+        data = request("LIST", *head, *(() if count is None else (str(count),)))
+
+        async def op(c: NutClient) -> list[dict[str, Any]]:
+            first = await c._exchange(data)
+            if first in ("ERR INVALID-ARGUMENT", "ERR UNKNOWN-COMMAND"):
+                # our request is well-formed: the server does not know LIST EVENT
+                raise NutError("UNKNOWN-COMMAND", answer=first)
+            check_err(first)
+            if not _echoes(_split(first), ("BEGIN", "LIST", *head)):
+                raise NutError(PROTOCOL_ERROR, answer=first)
+            events: list[dict[str, Any]] = []
+            while True:
+                line = await c._readline()
+                words = _split(line)
+                if words[:2] == ("END", "LIST"):
+                    return events
+                if len(words) != 3 or not _echoes(words, head):
+                    raise NutError(PROTOCOL_ERROR, answer=line)
+                try:
+                    event = json.loads(words[2])
+                except ValueError:
+                    event = None
+                if not isinstance(event, dict):
+                    raise NutError(PROTOCOL_ERROR, answer=line)
+                events.append(event)
+
+        return await self._run(op, True)
 
     # -- SET / INSTCMD / tracking -----------------------------------------------------
 

@@ -53,6 +53,10 @@ class ConfigError(Exception):
     """A driver option in ups.conf is wrong (reported as file:line)."""
 
 
+class KillpowerError(Exception):
+    """The UPS could not be told to cut and restore its output."""
+
+
 class Driver:
     """Base class of every driver family."""
 
@@ -91,6 +95,57 @@ class Driver:
 
     async def setvar(self, name: str, value: str) -> Status:
         return Status.UNKNOWN
+
+    async def killpower(self, ondelay: float | None = None, offdelay: float | None = None) -> str:
+        """Cut the output ``offdelay`` s from now and restore it ``ondelay`` s after
+        mains is back: NUT's ``upsdrvctl shutdown``, run once the host has shut down.
+
+        The default uses the device's instant commands. On battery, ``shutdown.return``:
+        the UPS restarts by itself when mains returns. On mains (it came back while the
+        host was shutting down, NUT #3229) a "return" would leave many UPSes off for
+        good, as the return event is already over: power-cycle instead, so the host
+        never stays dark. Delays default to ups.conf's ``ondelay`` / ``offdelay``.
+        Returns what was sent; raises :class:`KillpowerError`.
+        """
+        dev = self.device
+        ondelay = _delay(ondelay, self.config.get("ondelay"))
+        offdelay = _delay(offdelay, self.config.get("offdelay"))
+        for var, value in (("ups.delay.shutdown", offdelay), ("ups.delay.start", ondelay)):
+            v = dev.get(var)
+            if value is not None and v is not None and v.rw:
+                status = await self.setvar(var, str(round(value)))
+                if status != Status.HANDLED:
+                    log.warning("UPS [%s]: killpower: SET %s %s -> %s", dev.name, var,
+                                round(value), Status(status).name)
+        off = offdelay if offdelay is not None else _num(dev.value("ups.delay.shutdown"))
+        on = ondelay if ondelay is not None else _num(dev.value("ups.delay.start"))
+        on_battery = "OB" in dev.status_tokens()
+        # the on-timer runs from the command too, so it must outlast the off-timer
+        cycle: list[tuple[str, str | None]] = [
+            ("load.off.delay", _param(off)),
+            ("load.on.delay", _param(None if off is None or on is None else off + on)),
+        ]
+        plans: list[list[tuple[str, str | None]]]
+        if on_battery:
+            plans = [[("shutdown.return", None)], [("load.off.delay", _param(off))]]
+        else:
+            plans = [[("shutdown.reboot", None)], cycle, [("shutdown.return", None)]]
+        for plan in plans:
+            if not all(dev.has_cmd(cmd) for cmd, _ in plan):
+                continue
+            if plan is plans[-1]:
+                log.warning("UPS [%s]: killpower: only %s is available; whether the load comes "
+                            "back depends on the UPS's own restart setting", dev.name, plan[0][0])
+            done: list[str] = []
+            for cmd, param in plan:
+                status = await self.instcmd(dev.canonical_cmd(cmd), param)
+                if status != Status.HANDLED:
+                    raise KillpowerError(f"{cmd} -> {Status(status).name}"
+                                         + (f" (after {', '.join(done)})" if done else ""))
+                done.append(cmd if param is None else f"{cmd} {param}")
+            return ", ".join(done)
+        raise KillpowerError("the UPS offers none of shutdown.return, shutdown.reboot, "
+                             "load.off.delay")
 
     # ---- provided -----------------------------------------------------------
     async def wait(self) -> None:
@@ -166,6 +221,21 @@ class Driver:
 _UNPUBLISHED = frozenset(
     {"driver", "desc", "password", "authpassword", "privpassword", "community", "username"}
 )
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _delay(given: float | None, option: str | None) -> float | None:
+    return given if given is not None else _num(option)
+
+
+def _param(delay: float | None) -> str | None:
+    return None if delay is None else str(round(delay))
 
 
 def _bridge_version() -> str:

@@ -17,6 +17,7 @@ from ..config.users import User, Users, parse_users
 from ..drivers import Driver, create_driver
 from ..drivers.base import ConfigError as DriverConfigError
 from ..drivers.base import Status
+from ..history import History
 from ..state import Device
 from ..statedir import StateDir
 from .core import Core
@@ -40,6 +41,7 @@ class BridgeConfig:
     sections: list[UpsSection] = field(default_factory=list)
     state_dir: Path | None = None  # --state-dir; None: the default places (statedir.py)
     zeroconf: bool = True  # advertise _nut._tcp when listening on a non-loopback address
+    monitor: bool = True  # run upsmon.conf's monitor when the config dir has one (--no-monitor)
 
 
 def _env_bool(name: str) -> bool | None:
@@ -106,8 +108,15 @@ class Bridge:
                          hosts if hosts.active else None, self.dispatch, self.ssl_context is not None)
         self.upsd = Upsd(self.core, cfg.upsd, self.ssl_context, family)
         self.state = StateDir(cfg.state_dir, cfg.confdir)
+        self.history = History(self.state)  # event history (docs/events.md); files opened at start
+        self.history.watch(self.devices)
+        self.core.history = self.history
+        self.record_event = self.history.monitor_recorder()
         self.advertiser: Advertiser | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        from ..monitor.serve import ServeHooks  # pid file, monitor, killpower (docs/shutdown.md)
+
+        self.hooks = ServeHooks(self, cfg.monitor)
 
     def dispatch(self, kind: str, dev: Device, name: str, value: str | None, tid: str | None) -> bool:
         """upsd -> driver: queue a SET or INSTCMD; the answer comes via TRACKING."""
@@ -134,6 +143,7 @@ class Bridge:
         drv.poke()
 
     async def start(self) -> None:
+        self.history.server_started(len(self.devices))
         for name, drv in self.drivers.items():
             self.tasks.append(asyncio.get_running_loop().create_task(drv.run(), name=f"driver-{name}"))
         try:
@@ -144,8 +154,11 @@ class Bridge:
         if self.cfg.zeroconf:
             self.advertiser = Advertiser(self.upsd.bound, lambda: self.state.server_id, self.cfg.upsd.push)
             self.advertiser.start()
+        await self.hooks.start()
 
     async def stop(self) -> None:
+        self.history.server_stopping()
+        await self.hooks.stop()  # first: killpower needs the drivers
         if self.advertiser is not None:
             await self.advertiser.stop()  # goodbyes while still reachable
         await self.upsd.close()
@@ -163,3 +176,4 @@ class Bridge:
                 await drv.close()
             except Exception:
                 pass
+        self.history.close()  # fsync: a clean stop keeps every record

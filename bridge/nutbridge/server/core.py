@@ -23,7 +23,8 @@ from .. import __version__
 from ..config.hostsaccess import HostsAccess
 from ..config.upsd_conf import UpsdConf
 from ..config.users import Users
-from ..protocol.wire import clip, encode
+from ..history import History, wire_json
+from ..protocol.wire import MAX_ANSWER, clip, encode
 from ..state import Device, DriverState
 from .descriptions import Descriptions
 
@@ -43,6 +44,10 @@ _TRACKING_TEXT = {
     3: "ERR FAILED\n",
     4: "ERR INVALID-ARGUMENT\n",
 }
+
+# LIST EVENT (docs/events.md): records sent when no count is given, and at most
+EVENTS_DEFAULT = 100
+EVENTS_MAX = 1000
 
 # kind ("SET" | "INSTCMD"), device, name, value/param, tracking id -> queued?
 Dispatcher = Callable[[str, Device, str, "str | None", "str | None"], bool]
@@ -103,6 +108,7 @@ class Core:
         self.sessions: list[Session] = []  # in connection order, for LIST CLIENT
         self.tracking: dict[str, tuple[int, float]] = {}
         self.tracking_global = False
+        self.history: History | None = None  # set by the bridge: records actions, serves LIST EVENT
         self._commands: dict[str, Callable[[Session, tuple[str, ...]], str]] = {
             "VER": self._ver,
             "NETVER": self._netver,
@@ -246,6 +252,7 @@ class Core:
             log.warning("User %s@%s failed to set FSD on UPS [%s]", s.username, s.addr, dev.name)
             return _err("ACCESS-DENIED")
         log.warning("Client %s@%s set FSD on UPS [%s]", s.username, s.addr, dev.name)
+        self._record("fsd", dev, "FSD set", s)
         dev.latch_fsd()
         return "OK FSD-SET\n"
 
@@ -291,6 +298,51 @@ class Core:
         state = code or ("WAIT" if dev.driver_state is DriverState.WAIT else "OK")
         out.append(f"STATE {name} {state}\n")
         out.append(f"END UPDATE {name}\n")
+        return "".join(out)
+
+    # ---- event history extension ---------------------------------------------
+    def _record(self, kind: str, dev: Device, detail: str, s: Session, **fields: str | None) -> None:
+        if self.history is not None:
+            self.history.record(kind, dev.name, detail, user=s.username, addr=s.addr, **fields)
+
+    def _may_act(self, s: Session) -> bool:
+        """Valid credentials of a user with an action or instant command (sees who did what)."""
+        user = self.users.users.get(s.username or "")
+        if user is None or s.password is None:
+            return False
+        if self.hosts_access is not None and not self.hosts_access.permits(s.addr):
+            return False
+        # one check is enough: the password and networks are the same for every right
+        acts = sorted(user.actions - {"login"})
+        if acts:
+            return self._action(s, acts[0])
+        cmds = sorted(user.instcmds)
+        return bool(cmds) and self.users.check_instcmd(s.username, s.password, s.addr, cmds[0])
+
+    def _list_event(self, s: Session, a: tuple[str, ...]) -> str:
+        """``LIST EVENT <ups>|* [<count>]``: bridge extension (docs/events.md).
+
+        Off (no history, or ``PUSH false``) it answers as upsd answers any LIST
+        type it does not know. Reading needs no login, like LIST VAR; ``user`` and
+        ``addr`` are only shown to a user who may act.
+        """
+        if self.history is None or not self.conf.push or not 1 <= len(a) <= 2:
+            return _err("INVALID-ARGUMENT")
+        name = a[0]
+        if name != "*" and self.find(name) is None:
+            return _err("UNKNOWN-UPS")
+        count = EVENTS_DEFAULT
+        if len(a) == 2:
+            if not (a[1].isascii() and a[1].isdigit()) or int(a[1]) < 1:
+                return _err("INVALID-ARGUMENT")
+            count = min(int(a[1]), EVENTS_MAX)
+        private = self._may_act(s)
+        head = f"EVENT {name}"
+        budget = MAX_ANSWER - len(head) - 4  # space, two quotes, newline
+        out = [f"BEGIN LIST {head}\n"]
+        for rec in self.history.records(None if name == "*" else name, count=count):
+            out.append(f'{head} "{encode(wire_json(rec, private, budget))}"\n')
+        out.append(f"END LIST {head}\n")
         return "".join(out)
 
     # ---- GET ----------------------------------------------------------------
@@ -369,6 +421,8 @@ class Core:
         if not a:
             return _err("INVALID-ARGUMENT")
         sub = a[0].upper()
+        if sub == "EVENT":
+            return self._list_event(s, a[1:])
         if sub == "UPS":
             out = ["BEGIN LIST UPS\n"]
             for d in self.devices:
@@ -522,6 +576,7 @@ class Core:
             self.tracking.pop(tid or "", None)
             return _err("SET-FAILED")
         log.info("Set variable: %s@%s set %s on %s to %s", s.username, s.addr, var.name, dev.name, value)
+        self._record("set", dev, f"{var.name} = {value}", s, var=var.name, value=value)
         return self._ok(tid)
 
     def _instcmd(self, s: Session, a: tuple[str, ...]) -> str:
@@ -546,4 +601,7 @@ class Core:
             return _err("INSTCMD-FAILED")
         log.info("Instant command: %s@%s did %s%s on %s", s.username, s.addr, cmd,
                  f" (param {param})" if param is not None else "", dev.name)
+        name = dev.canonical_cmd(cmd)
+        self._record("command", dev, name if param is None else f"{name} {param}", s,
+                     command=name, param=param)
         return self._ok(tid)

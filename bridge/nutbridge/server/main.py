@@ -44,11 +44,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="listen here instead of upsd.conf's LISTEN lines (repeatable; "
                    "IPv6 as [::1]:3493)")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                   help="persistent state (server id) (default: $STATE_DIRECTORY, else "
+                   help="persistent state (server id, event history) (default: $STATE_DIRECTORY, else "
                    "/var/lib/nut-bridge if writable, else ~/.local/state/nut-bridge)")
     p.add_argument("--no-zeroconf", dest="zeroconf", action="store_false",
                    help="do not advertise _nut._tcp over mDNS (by default a bridge listening on "
                    "a non-loopback address is advertised)")
+    p.add_argument("--no-monitor", dest="monitor", action="store_false",
+                   help="do not run the monitor of upsmon.conf in this process (see docs/shutdown.md)")
     fam = p.add_mutually_exclusive_group()
     fam.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
     fam.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
@@ -99,6 +101,9 @@ async def _serve(cfg: BridgeConfig, family: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, lambda: _reload(bridge))
+    if hasattr(signal, "SIGUSR1"):  # as upsmon: USR1 = forced shutdown; USR2 = `nutbridge killpower`
+        loop.add_signal_handler(signal.SIGUSR1, bridge.hooks.fsd)
+        loop.add_signal_handler(signal.SIGUSR2, bridge.hooks.killpower)
     log.info("NUT Bridge %s started: %d UPS, config %s", __version__, len(bridge.devices),
              cfg.confdir or "embedded")
     await stop.wait()
@@ -108,6 +113,7 @@ async def _serve(cfg: BridgeConfig, family: int) -> int:
 
 
 def _reload(bridge: Bridge) -> None:
+    bridge.hooks.reload()  # upsmon.conf, when the monitor runs here
     cfg = bridge.cfg
     if cfg.confdir is None:
         return
@@ -120,6 +126,7 @@ def _reload(bridge: Bridge) -> None:
         if bridge.core.hosts_access is not None:
             bridge.core.hosts_access.reload()
         log.info("Configuration reloaded (upsd.users)")
+        bridge.history.record("server", None, "configuration reloaded")
     except ConfigError as exc:
         log.error("reload failed, keeping the running configuration: %s", exc)
 
@@ -158,6 +165,7 @@ def main(argv: list[str]) -> int:
             return 2
     cfg.state_dir = args.state_dir
     cfg.zeroconf = args.zeroconf
+    cfg.monitor = args.monitor
     family = socket.AF_INET if args.ipv4 else socket.AF_INET6 if args.ipv6 else 0
     try:
         return asyncio.run(_serve(cfg, family))

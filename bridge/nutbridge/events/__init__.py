@@ -1,0 +1,1 @@
+"""``nutbridge events``: list the bridge's event history (docs/events.md)."""
