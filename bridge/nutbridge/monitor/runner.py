@@ -364,14 +364,8 @@ class Runner:
             return
         log.critical("running SHUTDOWNCMD: %s", cmd)
         self.record("shutdown", step="shutdowncmd", command=cmd)
-        try:
-            proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", cmd,
-                                                        stdin=asyncio.subprocess.DEVNULL)
-            rc = await proc.wait()
-        except OSError as exc:
-            log.error("SHUTDOWNCMD failed to start: %s", exc)
-            return
-        if rc != 0:
+        rc = await _run_sh("SHUTDOWNCMD", cmd)
+        if rc:
             log.error("SHUTDOWNCMD exited with %d", rc)
 
     # ---- notifications ---------------------------------------------------------------
@@ -391,15 +385,8 @@ class Runner:
         # upsmon 2.8 runs system('NOTIFYCMD "message"'); the message is passed as "$1"
         # instead so text from the UPS (ALARM, OTHER) can never be read as shell syntax
         env = dict(os.environ, NOTIFYTYPE=n.type, UPSNAME=n.ups)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", f'{cmd} "$1"', "sh", message, env=env,
-                stdin=asyncio.subprocess.DEVNULL)
-            rc = await proc.wait()
-        except OSError as exc:
-            log.error("NOTIFYCMD failed to start: %s", exc)
-            return
-        if rc != 0:
+        rc = await _run_sh("NOTIFYCMD", f'{cmd} "$1"', message, env=env)
+        if rc:
             log.warning("NOTIFYCMD exited with %d for %s", rc, n.type)
 
     def _wall(self, message: str) -> None:
@@ -419,3 +406,14 @@ class Runner:
         task = asyncio.get_running_loop().create_task(coro)
         self._children.add(task)
         task.add_done_callback(self._children.discard)
+
+
+async def _run_sh(what: str, script: str, *args: str, env: dict[str, str] | None = None) -> int | None:
+    """Run ``/bin/sh -c script sh args...``; its exit code, None if it could not start."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", script, "sh", *args, env=env, stdin=asyncio.subprocess.DEVNULL)
+        return await proc.wait()
+    except OSError as exc:
+        log.error("%s failed to start: %s", what, exc)
+        return None
