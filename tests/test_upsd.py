@@ -446,6 +446,46 @@ def test_reload_users_on_sighup(tmp_path: Path) -> None:
         assert ask(cfg.port, "USERNAME newbie", "PASSWORD n3w", "INSTCMD test load.off") == "OK\nOK\nOK\n"
 
 
+
+def _wait_list(port: int, want: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    got = ""
+    while time.monotonic() < deadline:
+        got = ask(port, "LIST UPS")
+        if got == want:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"LIST UPS is {got!r}, wanted {want!r}")
+
+
+def test_reload_ups_conf_on_sighup(tmp_path: Path) -> None:
+    """SIGHUP re-reads ups.conf: new UPS start, removed ones go, changed ones restart."""
+    import signal
+
+    cfg = make_cfg(tmp_path)
+    cfg.add_ups("sim", driver="nutbridge-sim", port="auto", desc="Sim")
+    with BridgeProcess.start(cfg) as br:
+        realnut.wait_ready_ups(cfg.port, ["test", "sim"])
+        before = ask(cfg.port, "GET VAR sim ups.status")
+        assert before.startswith("VAR sim ups.status")
+        del cfg.ups["test"]
+        cfg.add_ups("extra", driver="dummy-ups", port=str(cfg.root / "test.dev"), desc="Extra")
+        cfg.ups["sim"]["desc"] = "Sim, renamed"
+        cfg.write()
+        br.proc.send_signal(signal.SIGHUP)
+        _wait_list(cfg.port, 'BEGIN LIST UPS\nUPS sim "Sim, renamed"\nUPS extra "Extra"\nEND LIST UPS\n')
+        realnut.wait_ready_ups(cfg.port, ["extra", "sim"])
+        assert ask(cfg.port, "GET VAR test ups.status") == "ERR UNKNOWN-UPS\n"
+        assert ask(cfg.port, "GET VAR extra battery.charge").startswith("VAR extra battery.charge")
+
+        # A broken ups.conf changes nothing.
+        (cfg.etc / "ups.conf").write_text("[broken\n")
+        br.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert "LIST UPS" in ask(cfg.port, "LIST UPS") and "UPS extra" in ask(cfg.port, "LIST UPS")
+        assert "reload failed, keeping the running configuration" in br.log()
+
+
 def test_passwords_never_logged(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path)
     secret = "Sup3r-S3cret-Pa55"

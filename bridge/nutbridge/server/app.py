@@ -95,12 +95,9 @@ class Bridge:
         self.drivers: dict[str, Driver] = {}
         self.tasks: list[asyncio.Task[None]] = []
         for s in cfg.sections:
-            dev = Device(s.name, s.desc, s.driver)
+            dev, drv = _make_driver(cfg.ups, s)
             self.devices.append(dev)
-            try:
-                self.drivers[s.name.lower()] = create_driver(dev, cfg.ups.driver_config(s))
-            except DriverConfigError as exc:
-                raise ConfigError(f"UPS [{s.name}]: {exc}", cfg.ups.path, s.line) from None
+            self.drivers[s.name.lower()] = drv
         self.descriptions = Descriptions.load(cfg.upsd.datapath)
         self.ssl_context = make_ssl_context(cfg.upsd)
         hosts = HostsAccess()
@@ -142,10 +139,54 @@ class Bridge:
             log.info("UPS [%s]: %s %s -> %s", drv.device.name, kind, name, Status(status).name)
         drv.poke()
 
+    def _start_driver(self, name: str, drv: Driver) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(drv.run(), name=f"driver-{name}"))
+
+    async def _stop_driver(self, drv: Driver) -> None:
+        drv.stop()
+        for t in [t for t in self.tasks if t.get_name() == f"driver-{drv.device.name.lower()}"]:
+            self.tasks.remove(t)
+            t.cancel()
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            await drv.close()
+        except Exception:
+            log.exception("UPS [%s]: closing the driver failed", drv.device.name)
+
+    async def reload_ups(self, ups: UpsConf) -> None:
+        """Apply a re-read ups.conf: new sections start, removed ones stop, changed ones restart.
+
+        As upsd's reload (which re-reads ups.conf to learn which UPS to serve), plus
+        what upsdrvctl does for NUT: the drivers live in this process.
+        """
+        validate_drivers(ups)
+        old = {s.name.lower(): self.cfg.ups.driver_config(s) for s in self.cfg.sections}
+        new = {s.name.lower(): (s, ups.driver_config(s)) for s in ups.sections}
+        start = [s for key, (s, conf) in new.items() if old.get(key) != conf]
+        built = [_make_driver(ups, s) for s in start]  # every error before anything changes
+        for key in [k for k in old if k not in new or new[k][0] in start]:
+            drv = self.drivers.pop(key)
+            await self._stop_driver(drv)
+            self.core.remove_device(drv.device)
+            self.devices.remove(drv.device)
+            log.info("UPS [%s] removed", drv.device.name)
+        for dev, drv in built:
+            self.devices.append(dev)
+            self.core.add_device(dev)
+            self.drivers[dev.name.lower()] = drv
+            self.history.watch([dev])
+            self._start_driver(dev.name.lower(), drv)
+            log.info("UPS [%s] started (driver %s)", dev.name, dev.driver_name)
+        self.cfg.ups = ups
+        self.cfg.sections = list(ups.sections)
+
     async def start(self) -> None:
         self.history.server_started(len(self.devices))
         for name, drv in self.drivers.items():
-            self.tasks.append(asyncio.get_running_loop().create_task(drv.run(), name=f"driver-{name}"))
+            self._start_driver(name, drv)
         try:
             await self.upsd.start()
         except BaseException:
@@ -177,3 +218,11 @@ class Bridge:
             except Exception:
                 pass
         self.history.close()  # fsync: a clean stop keeps every record
+
+
+def _make_driver(ups: UpsConf, s: UpsSection) -> tuple[Device, Driver]:
+    dev = Device(s.name, s.desc, s.driver)
+    try:
+        return dev, create_driver(dev, ups.driver_config(s))
+    except DriverConfigError as exc:
+        raise ConfigError(f"UPS [{s.name}]: {exc}", ups.path, s.line) from None

@@ -170,6 +170,17 @@ class Core:
     def find(self, name: str) -> Device | None:
         return self._by_name.get(name.lower())
 
+    def add_device(self, dev: Device) -> None:
+        """A UPS added by a reload of ups.conf (served from now on, in LIST UPS order)."""
+        self.devices.append(dev)
+        self._by_name[dev.name.lower()] = dev
+
+    def remove_device(self, dev: Device) -> None:
+        """A UPS dropped by a reload of ups.conf: UNKNOWN-UPS from now on."""
+        self.devices = [d for d in self.devices if d is not dev]
+        if self._by_name.get(dev.name.lower()) is dev:
+            del self._by_name[dev.name.lower()]
+
     def _avail(self, dev: Device) -> str | None:
         code = dev.availability(self.conf.maxage)
         return _err(code) if code else None

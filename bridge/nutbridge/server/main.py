@@ -117,18 +117,35 @@ def _reload(bridge: Bridge) -> None:
     cfg = bridge.cfg
     if cfg.confdir is None:
         return
+    from ..config.ups_conf import parse_ups_conf
     from ..config.users import parse_users
 
     try:
         users_path = cfg.confdir / "upsd.users"
-        if users_path.is_file():
-            bridge.core.users = parse_users(users_path)
-        if bridge.core.hosts_access is not None:
-            bridge.core.hosts_access.reload()
-        log.info("Configuration reloaded (upsd.users)")
-        bridge.history.record("server", None, "configuration reloaded")
+        users = parse_users(users_path) if users_path.is_file() else None
+        ups = parse_ups_conf(cfg.confdir / "ups.conf")
     except ConfigError as exc:
         log.error("reload failed, keeping the running configuration: %s", exc)
+        return
+    if users is not None:
+        bridge.core.users = users
+    if bridge.core.hosts_access is not None:
+        bridge.core.hosts_access.reload()
+
+    async def apply() -> None:
+        try:
+            await bridge.reload_ups(ups)
+        except ConfigError as exc:
+            log.error("ups.conf not applied, keeping the running UPS: %s", exc)
+        log.info("Configuration reloaded (upsd.users, ups.conf)")
+        bridge.history.record("server", None, "configuration reloaded")
+
+    task = asyncio.get_running_loop().create_task(apply(), name="reload")
+    _reloads.add(task)
+    task.add_done_callback(_reloads.discard)
+
+
+_reloads: set[asyncio.Task[None]] = set()
 
 
 def _parse_listen(text: str) -> Listen:
