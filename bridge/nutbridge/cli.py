@@ -18,6 +18,7 @@ TOOLS = {
     "monitor": "nutbridge.monitor.main",
     "killpower": "nutbridge.monitor.killpower",
     "events": "nutbridge.events.main",
+    "simulate": "nutbridge.simulators.main",
 }
 
 USAGE = """\
@@ -32,6 +33,7 @@ commands:
   monitor    NUT's upsmon: shut this host down safely (upsmon.conf, primary or secondary)
   killpower  tell the UPS to cut the power and restore it on mains (end of a shutdown)
   events     list the event history (power events, commands and who ran them, shutdowns)
+  simulate   simulate a serial UPS (megatec, apcsmart) on a pty, to try drivers without hardware
 
 'nutbridge COMMAND -h' shows a command's options.
 """

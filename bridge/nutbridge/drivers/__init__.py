@@ -13,6 +13,9 @@ from .base import ConfigError, DeviceError, Driver, Status
 _REGISTRY: dict[str, str] = {
     "nutbridge-sim": "nutbridge.drivers.simulated:SimulatedUPS",
     "dummy-ups": "nutbridge.drivers.dummy:DummyUPS",
+    "nutdrv_qx": "nutbridge.drivers.megatec:MegatecDriver",
+    "blazer_ser": "nutbridge.drivers.megatec:MegatecDriver",
+    "apcsmart": "nutbridge.drivers.apcsmart:ApcSmart",
 }
 _REPEATER = "nutbridge.drivers.repeater:Repeater"
 
