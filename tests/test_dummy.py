@@ -358,9 +358,9 @@ async def test_every_ddl_file_loads_with_metadata() -> None:
 def with_core(cmds: list[str]) -> list[str]:
     """A command list as the profile's driver core adds to it (2.8.5: driver.* etc.)."""
     from nutbridge.compat import driver_core_2_8_5
-    from nutbridge.drivers.dummy import _CORE_CMDS
+    from nutbridge.drivers.base import CORE_CMDS
 
-    return sorted(set(cmds) | set(_CORE_CMDS), key=str.lower) if driver_core_2_8_5() else cmds
+    return sorted(set(cmds) | set(CORE_CMDS), key=str.lower) if driver_core_2_8_5() else cmds
 
 
 _QUIRK_FILES = [

@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..compat import driver_core_2_8_5
 from ..state import Device
 from .base import ConfigError, DeviceError, Driver, Status
 from .serial import SerialLink
@@ -322,8 +321,6 @@ CMDS: tuple[Cmd, ...] = (
     Cmd("bypass.stop", "^"),
 )
 CMD_BY_NAME = {c.name: c for c in CMDS}
-CORE_CMDS = ("driver.killpower", "driver.reload", "driver.reload-or-error", "driver.reload-or-exit",
-             "shutdown.default")
 REPEAT_GAP = 1.3
 BYPASS_REPLY = {"bypass.start": "BYP", "bypass.stop": "INV"}
 OK_REPLIES = ("OK", "*")
@@ -466,13 +463,7 @@ class ApcSmart(Driver):
             for c in CMDS:
                 if c.byte in s.cmds:
                     dev.add_cmd(c.name)
-            if driver_core_2_8_5():
-                # what NUT 2.8.5's driver core adds to every driver (as in dummy.py)
-                dev.set("driver.debug", "0", rw=True, string=False)
-                dev.set("driver.flag.allow_killpower", "0", rw=True, string=False)
-                dev.set("driver.state", "quiet")
-                for cmd in CORE_CMDS:
-                    dev.add_cmd(cmd)
+            self.publish_core_extras()
 
     async def _read_var(self, var: Var) -> bool:
         """Read one variable into the device; False when the UPS has no value for it."""

@@ -32,6 +32,10 @@ from typing import ClassVar
 
 from ..state import Device, DriverState
 
+# Driver-core commands of NUT >= 2.8.3 (the C driver core handles them itself).
+CORE_CMDS = ("driver.killpower", "driver.reload", "driver.reload-or-error", "driver.reload-or-exit",
+             "shutdown.default")
+
 log = logging.getLogger(__name__)
 
 
@@ -159,6 +163,19 @@ class Driver:
     def poke(self) -> None:
         """Ask for an immediate refresh (after a command, for instance)."""
         self._wake.set()
+
+    def publish_core_extras(self) -> None:
+        """What NUT 2.8.5's driver core adds to every driver (only under that release profile)."""
+        from ..compat import driver_core_2_8_5
+
+        if not driver_core_2_8_5():
+            return
+        dev = self.device
+        dev.set("driver.debug", "0", rw=True, string=False)
+        dev.set("driver.flag.allow_killpower", "0", rw=True, string=False)
+        dev.set("driver.state", "quiet")
+        for cmd in CORE_CMDS:
+            dev.add_cmd(cmd)
 
     def publish_driver_info(self) -> None:
         """driver.* variables as NUT drivers publish them."""

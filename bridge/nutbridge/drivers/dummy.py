@@ -44,7 +44,7 @@ from ..compat import driver_core_2_8_5
 from ..protocol.tokenizer import Line, Tokenizer
 from ..protocol.wire import encode
 from ..state import Device
-from .base import ConfigError, DeviceError, Driver, Status, _bridge_version
+from .base import CORE_CMDS, ConfigError, DeviceError, Driver, Status, _bridge_version
 
 MODES = ("dummy-once", "dummy-loop", "dummy")
 
@@ -83,9 +83,6 @@ _KNOWN_FLAGS: dict[str, int | None] = {
 }
 DEFAULT_STRING_LEN = 32
 MAX_FILE_VALUE = 127
-# Driver-core commands of NUT >= 2.8.3 (the C driver handles them itself).
-_CORE_CMDS = ("driver.killpower", "driver.reload", "driver.reload-or-error", "driver.reload-or-exit",
-              "shutdown.default")
 
 # Copied to device.* once the first read is done (upstream's driver core does it).
 _MIRRORED = ("mfr", "model", "serial")
@@ -403,13 +400,7 @@ class DummyUPS(Driver):
         self._set_from_file("ups.model", "Dummy UPS")
         dev.set("ups.status", "OL", rw=True, string=True, aux=DEFAULT_STRING_LEN)
         dev.add_cmd("load.off")
-        if driver_core_2_8_5():
-            # what NUT 2.8.5's driver core adds to every driver
-            dev.set("driver.debug", "0", rw=True, string=False)
-            dev.set("driver.flag.allow_killpower", "0", rw=True, string=False)
-            dev.set("driver.state", "quiet")
-            for cmd in _CORE_CMDS:
-                dev.add_cmd(cmd)
+        self.publish_core_extras()
 
     def publish_driver_info(self) -> None:
         dev, cfg = self.device, self.config
@@ -433,7 +424,7 @@ class DummyUPS(Driver):
             return
         dev = self.device
         for cmd in list(dev.commands()):
-            if cmd not in self.meta.cmds and cmd not in _CORE_CMDS:
+            if cmd not in self.meta.cmds and cmd not in CORE_CMDS:
                 dev.delete_cmd(cmd)  # the dump's own list replaces the placeholder
         for cmd in self.meta.cmds:
             dev.add_cmd(cmd)
