@@ -23,7 +23,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType, TemplateVarsType
 
 from .const import DOMAIN
-from .coordinator import NutBridgeConfigEntry, id_prefix
+from .coordinator import NutBridgeConfigEntry
+from .entity import ups_of_device
 from .services import async_run_command, get_controls
 
 # The standard instant commands of NUT's docs/nut-names.txt, in the order offered.
@@ -79,11 +80,8 @@ def _ups_of_device(hass: HomeAssistant, device_id: str) -> tuple[NutBridgeConfig
     device, entry = dr.async_get_device_and_config_entry_for_domain(hass, device_id, domain=DOMAIN)
     if device is None or entry is None:
         return None
-    prefix = f"{id_prefix(entry)}_"
-    for domain, ident in device.identifiers:
-        if domain == DOMAIN and ident.startswith(prefix):
-            return entry, ident[len(prefix) :]
-    return None
+    ups = ups_of_device(entry, device.identifiers)
+    return None if ups is None else (entry, ups)
 
 
 async def async_get_actions(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:

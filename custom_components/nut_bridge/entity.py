@@ -18,6 +18,15 @@ def ups_identifier(entry: NutBridgeConfigEntry, ups: str) -> tuple[str, str]:
     return (DOMAIN, f"{id_prefix(entry)}_{ups}")
 
 
+def ups_of_device(entry: NutBridgeConfigEntry, identifiers: Iterable[tuple[str, str]]) -> str | None:
+    """The UPS name a device's identifiers name under this entry (None: not a UPS, e.g. the server)."""
+    prefix = f"{id_prefix(entry)}_"
+    for domain, ident in identifiers:
+        if domain == DOMAIN and ident.startswith(prefix):
+            return ident[len(prefix) :]
+    return None
+
+
 def parse_number(raw: str | None) -> float | None:
     """NUT values are strings; anything not a finite decimal number reads as unknown."""
     if raw is None or "_" in raw:  # float() would accept "1_000"

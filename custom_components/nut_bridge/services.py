@@ -21,7 +21,8 @@ from nutbridge.client import NutError, ReconnectingClient
 
 from .const import AUTH_FAILED_CODES, CLIENT_TIMEOUT, DOMAIN
 from .controls import UpsControls
-from .coordinator import NutBridgeConfigEntry, id_prefix
+from .coordinator import NutBridgeConfigEntry
+from .entity import ups_of_device
 from .repairs import async_clear_access_denied, async_report_access_denied
 
 _LOGGER = logging.getLogger(__name__)
@@ -212,11 +213,7 @@ def _resolve_entry(hass: HomeAssistant, call: ServiceCall) -> tuple[NutBridgeCon
         if device is None or candidate is None:
             raise _invalid("invalid_target")
         entry_id = candidate.entry_id
-        prefix = f"{id_prefix(candidate)}_"
-        for domain, ident in device.identifiers:
-            if domain == DOMAIN and ident.startswith(prefix):
-                ups = ident[len(prefix) :]
-                break
+        ups = ups_of_device(candidate, device.identifiers) or ups
     if entry_id is None:
         raise _invalid("invalid_target")
     entry: NutBridgeConfigEntry | None = hass.config_entries.async_get_entry(entry_id)

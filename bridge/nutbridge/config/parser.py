@@ -13,6 +13,10 @@ from pathlib import Path
 
 from ..protocol.tokenizer import Line, ParseError, Tokenizer
 
+# The words NUT's config files accept for a boolean.
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+              "false": False, "no": False, "off": False, "0": False}
+
 
 class ConfigError(Exception):
     """A configuration problem, reported as ``file:line: message``."""

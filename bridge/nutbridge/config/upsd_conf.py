@@ -9,7 +9,7 @@ from pathlib import Path
 
 import voluptuous as vol
 
-from .parser import Entry, read_entries
+from .parser import BOOL_WORDS, Entry, read_entries
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,6 @@ DEFAULT_PORT = 3493
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _int = vol.All(vol.Coerce(int), vol.Range(min=1))
-_bool_words = {"true": True, "yes": True, "on": True, "1": True,
-               "false": False, "no": False, "off": False, "0": False}
 
 
 @dataclass
@@ -79,7 +77,7 @@ def parse_network(text: str) -> Network:
 
 def _bool(e: Entry, path: Path, value: str) -> bool:
     try:
-        return _bool_words[value.lower()]
+        return BOOL_WORDS[value.lower()]
     except KeyError:
         raise e.error(path, f"{e.words[0]} expects true or false, not {value!r}") from None
 

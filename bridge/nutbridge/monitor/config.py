@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.parser import ConfigError, Entry, read_entries
+from ..config.parser import BOOL_WORDS, ConfigError, Entry, read_entries
 from .notify import NotifyFlag, lookup_type, parse_flags
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,6 @@ def split_sys(sys: str) -> tuple[str, str, int]:
 
 
 _PRIMARY_WORDS = {"primary": True, "master": True, "secondary": False, "slave": False}
-_BOOL_WORDS = {"1": True, "yes": True, "on": True, "true": True,
-               "0": False, "no": False, "off": False, "false": False}
 
 # keyword -> (attribute, minimum); None: any integer
 _INT_KEYWORDS: dict[str, tuple[str, int | None]] = {
@@ -174,7 +172,7 @@ class _Parser:
 
     def boolean(self, e: Entry, text: str) -> bool:
         try:
-            return _BOOL_WORDS[text.lower()]
+            return BOOL_WORDS[text.lower()]
         except KeyError:
             raise self.error(e, f"{e.words[0]} expects 0 or 1, not {text!r}") from None
 
