@@ -19,6 +19,7 @@ TOOLS = {
     "killpower": "nutbridge.monitor.killpower",
     "events": "nutbridge.events.main",
     "simulate": "nutbridge.simulators.main",
+    "udev-rules": "nutbridge.drivers.usbhid",
 }
 
 USAGE = """\
@@ -34,6 +35,7 @@ commands:
   killpower  tell the UPS to cut the power and restore it on mains (end of a shutdown)
   events     list the event history (power events, commands and who ran them, shutdowns)
   simulate   simulate a serial UPS (megatec, apcsmart) on a pty, to try drivers without hardware
+  udev-rules print udev rules giving the nut group access to USB UPSes (usbhid-ups)
 
 'nutbridge COMMAND -h' shows a command's options.
 """

@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "nutdrv_qx": "nutbridge.drivers.megatec:MegatecDriver",
     "blazer_ser": "nutbridge.drivers.megatec:MegatecDriver",
     "apcsmart": "nutbridge.drivers.apcsmart:ApcSmart",
+    "usbhid-ups": "nutbridge.drivers.usbhid:UsbHid",
 }
 _REPEATER = "nutbridge.drivers.repeater:Repeater"
 
