@@ -65,6 +65,8 @@ help:
 	@echo "                            pytest tests/ and, on Python >= 3.14.2, tests_ha/"
 	@echo "make lint                   ruff check + mypy"
 	@echo "make bench [BENCH_ARGS=--quick] C upsd vs bridge benchmark -> docs/benchmarks.md"
+	@echo "make bench-usb [BENCH_ARGS=--quick] usbhid-ups event/recovery times -> docs/benchmarks.md"
+	@echo "make bench-serial [BENCH_ARGS=--quick] serial driver fault recovery, bridge vs C -> docs/benchmarks.md"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
@@ -205,6 +207,19 @@ clean-venv:
 BENCH_ARGS ?=
 bench: $(STAMP_TEST)
 	$(VPY) benchmarks/run.py $(BENCH_ARGS)
+
+# usbhid-ups over the fake libusb backend: status latency, stale and recovery times
+# (writes the "USB HID recovery" section of docs/benchmarks.md). Not part of `make test`.
+.PHONY: bench-usb
+bench-usb: $(STAMP_TEST)
+	$(VPY) benchmarks/usb_recovery.py $(BENCH_ARGS)
+
+# Serial drivers on pty simulators, bridge vs Debian's C drivers: stale/recovery times
+# around unplug, silence, garbage (writes the "Serial driver fault recovery" section of
+# docs/benchmarks.md; ~15 min, BENCH_ARGS=--quick ~4 min). Not part of `make test`.
+.PHONY: bench-serial
+bench-serial: $(STAMP_TEST)
+	$(VPY) benchmarks/serial_recovery.py $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- HACS release asset
 # dist/nut_bridge.zip: the integration plus a copy of the nutbridge modules it imports, with

@@ -7,7 +7,8 @@ CR and the UPS answers one CR-terminated line, e.g.::
     F\\r  -> #220.0 000 024.0 50.0\\r                            ratings
     I\\r  -> #NOT_A_LIVE_UPS  TESTING    TESTING   \\r            identity
 
-Mustek units answer ``QS`` with the same layout as ``Q1``. Commands (``Q``,
+Mustek units answer ``QS`` with the same layout as ``Q1``. Voltronic units
+(``QGS``/``QPI``, nutdrv_qx only) have their own tables, further down. Commands (``Q``,
 ``T``, ``S.5R0003``...) are usually not answered at all.
 
 The first half of this module is sans-IO: the variable table (one row per NUT
@@ -19,8 +20,9 @@ counts it as garbage. The second half is the :class:`MegatecDriver` on a
 
 ups.conf options: ``port`` (required), ``pollinterval``, ``ondelay`` (s, default
 180), ``offdelay`` (s, default 30), ``cablepower`` (normal/reverse/both/none:
-the DTR/RTS levels some cables take their power from), ``protocol`` (megatec or
-mustek; default: detect), ``novendor``, ``norating``, ``ignoresab``.
+the DTR/RTS levels some cables take their power from), ``protocol`` (voltronic,
+mustek or megatec; default: detect, in that order; blazer_ser: mustek or
+megatec), ``novendor``, ``norating``, ``ignoresab``.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ STATUS_BITS = slice(38, 46)  # b7 .. b0 of the status reply
 
 # query bytes per protocol
 STATUS_QUERY = {"megatec": b"Q1\r", "mustek": b"QS\r"}
-PROTOCOL_NAMES = {"megatec": "Megatec", "mustek": "Mustek"}
+PROTOCOL_NAMES = {"voltronic": "Voltronic", "mustek": "Mustek", "megatec": "Megatec"}
 
 
 def _number(text: str) -> float | None:
@@ -258,6 +260,159 @@ def command_status(reply: bytes | None) -> Status:
     return Status.FAILED if text else Status.HANDLED
 
 
+# ---- Voltronic (QGS/QPI) ---------------------------------------------------------------
+# Voltronic Power units (and their many rebrands) answer ``QPI`` with their protocol
+# id, ``(PI<nn>``, and ``QGS`` with a longer status line; other queries give
+# ratings, identity and the battery. Replies start with ``(``; an unsupported query
+# is answered ``(NAK``, a carried-out command ``(ACK``. Layouts observed from NUT's
+# nutdrv_qx (protocol "voltronic", 2.8.0 and 2.8.5) on a simulator::
+#
+#   QGS  (231.0 50.1 229.0 49.9 001.2 014 369.1 ---.- 027.0 ---.- 030.0 010000000000
+#   QRI  (230.0 004 024.0 50.0            QMD  (#######OLHVT1K0 ###1000 80 1/1 230 230 02 12.0
+#   QBV  (027.0 02 01 100 045              QMF  (#####VOLTRONIC   QVFW (VERFW:00322.02
+#   QID  (12345678901234                   QMOD (L                QPI  (PI01
+
+
+@dataclass(frozen=True)
+class VItem:
+    """One NUT variable read from one Voltronic reply; ``scale`` multiplies numbers."""
+
+    var: str
+    query: str
+    start: int
+    end: int | None  # inclusive; None = to the end of the reply
+    fmt: str = ""  # "" = text, with the '#' padding removed
+    scale: float = 1.0
+    verbatim: bool = False  # text kept as sent, spaces included (NUT does for the firmware)
+
+
+V_MIN_LEN = {"QGS": 75, "QPI": 5, "QRI": 21, "QMD": 31, "QMF": 2, "QVFW": 15, "QID": 2,
+             "QBV": 20, "QMOD": 2}
+V_ITEMS: tuple[VItem, ...] = (
+    VItem("input.voltage", "QGS", 1, 5, "%.1f"),
+    VItem("input.frequency", "QGS", 7, 10, "%.1f"),
+    VItem("output.voltage", "QGS", 12, 16, "%.1f"),
+    VItem("output.frequency", "QGS", 18, 21, "%.1f"),
+    VItem("output.current", "QGS", 23, 27, "%.1f"),
+    VItem("ups.load", "QGS", 29, 31, "%.0f"),
+    VItem("battery.voltage", "QGS", 45, 49, "%.2f"),
+    VItem("ups.temperature", "QGS", 57, 61, "%.1f"),
+    VItem("output.voltage.nominal", "QRI", 1, 5, "%.1f"),
+    VItem("output.current.nominal", "QRI", 7, 9, "%.0f"),
+    VItem("battery.voltage.nominal", "QRI", 11, 15, "%.1f"),
+    VItem("output.frequency.nominal", "QRI", 17, 20, "%.1f"),
+    VItem("device.model", "QMD", 1, 15),
+    VItem("ups.power.nominal", "QMD", 17, 23, "%.0f"),
+    VItem("output.powerfactor", "QMD", 25, 26, "%.1f", 0.01),
+    VItem("input.phases", "QMD", 28, 28, "%.0f"),
+    VItem("output.phases", "QMD", 30, 30, "%.0f"),
+    VItem("input.voltage.nominal", "QMD", 32, 34, "%.1f"),
+    VItem("device.mfr", "QMF", 1, None),
+    VItem("ups.firmware", "QVFW", 7, 14, verbatim=True),
+    VItem("device.serial", "QID", 1, None),
+    VItem("battery.packs", "QBV", 10, 11, "%.0f"),
+    VItem("battery.charge", "QBV", 13, 15, "%.0f"),
+    VItem("battery.runtime", "QBV", 17, 19, "%.0f", 60.0),
+)
+V_STATUS_BITS = slice(63, 75)
+V_UPS_TYPES = {"00": "offline", "01": "line-interactive", "10": "online"}
+#: queried once on connect; QGS, QBV and QMOD on every poll
+V_STATIC = ("QPI", "QRI", "QMD", "QMF", "QVFW", "QID")
+V_POLLED = ("QBV", "QMOD")
+
+
+def is_nak(raw: bytes) -> bool:
+    return raw.strip(b"\r\n ") in (b"(NAK", b"NAK")
+
+
+def v_parse(query: str, raw: bytes) -> dict[str, str] | None:
+    """NUT variables from one Voltronic reply; None if it is malformed (or NAK).
+
+    ``QGS`` adds its twelve status characters as ``"_bits"``, ``QMOD`` gives the
+    mode letter as ``"_mode"``.
+    """
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if not raw or any(b < 0x20 or b > 0x7E for b in raw) or is_nak(raw):
+        return None
+    text = raw.decode("ascii")
+    if len(text) < V_MIN_LEN[query] or text[0] != "(":
+        return None
+    if query == "QPI" and not (text[1:3] == "PI" and text[3:5].isdigit()):
+        return None
+    if query == "QVFW" and not text.startswith("(VERFW:"):
+        return None
+    if query == "QGS" and any(c not in "01" for c in text[V_STATUS_BITS]):
+        return None
+    out: dict[str, str] = {}
+    for item in V_ITEMS:
+        if item.query != query:
+            continue
+        end = None if item.end is None else item.end + 1
+        field = text[item.start:end]
+        if item.verbatim:
+            if field.strip():
+                out[item.var] = field
+            continue
+        field = field.replace("#", "").strip()
+        if item.fmt:
+            value = _number(field)
+            if value is not None:
+                out[item.var] = item.fmt % (value * item.scale)
+        elif field:
+            out[item.var] = field
+    if query == "QPI":
+        out["ups.firmware.aux"] = "P" + text[3:5]  # as NUT shows it
+    elif query == "QGS":
+        out["_bits"] = text[V_STATUS_BITS]
+    elif query == "QMOD":
+        out["_mode"] = text[1]
+    return out
+
+
+def v_decode_status(bits: str, mode: str | None, *, ignoresab: bool = False) -> StatusInfo:
+    """QGS's status characters (+ the QMOD letter) -> ups.status tokens, beeper, type.
+
+    Characters, as NUT reads them: 0-1 type, 2 utility fail, 3 battery low, 4 bypass,
+    5 fault, 7 test running, 8 shutdown active, 9 beeper off."""
+    tokens = ["OB" if bits[2] == "1" else "OL"]
+    if bits[3] == "1":
+        tokens.append("LB")
+    if bits[4] == "1" or mode == "Y":
+        tokens.append("BYPASS")
+    if mode == "S":  # standby: the output is off
+        tokens.append("OFF")
+    if bits[7] == "1":
+        tokens.append("CAL")
+    if bits[8] == "1" and not ignoresab:
+        tokens.append("FSD")
+    return StatusInfo(tokens, [], "disabled" if bits[9] == "1" else "enabled",
+                      V_UPS_TYPES.get(bits[0:2], ""))
+
+
+V_DELAY_RANGES = {"ups.delay.shutdown": (12, 5940), "ups.delay.start": (0, 599940)}
+V_PACKS_RANGE = (1, 99)
+
+
+def v_encode_command(cmd: str, param: str | None, ondelay: int, offdelay: int, *,
+                     beeper_on: bool = True) -> bytes | None:
+    """The bytes of a Voltronic instant command (None if unknown); CommandError on a
+    bad parameter. ``beeper_on``: the present beeper state (there is no toggle)."""
+    cmd = cmd.lower()
+    simple = {
+        "beeper.toggle": "BZOFF" if beeper_on else "BZON", "load.off": "SOFF", "load.on": "SON",
+        "shutdown.stop": "CS", "test.battery.start.quick": "T", "test.battery.start.deep": "TL",
+        "test.battery.stop": "CT",
+    }
+    if cmd in simple:
+        return simple[cmd].encode() + b"\r"
+    if cmd == "shutdown.stayoff":
+        return f"S{_off_field(offdelay)}R0000\r".encode()
+    if cmd in ("shutdown.return", "test.battery.start"):
+        return encode_command(cmd, param, ondelay, offdelay)
+    return None
+
+
 # ---- the driver --------------------------------------------------------------------------
 
 _CABLEPOWER = {"normal": (True, False), "reverse": (False, True), "both": (True, True),
@@ -283,16 +438,19 @@ class MegatecDriver(Driver):
         if cable not in _CABLEPOWER:
             raise ConfigError(f"cablepower must be one of {', '.join(_CABLEPOWER)}")
         self.protocol: str | None = c.get("protocol") or None
-        if self.protocol is not None and self.protocol not in STATUS_QUERY:
-            raise ConfigError(f"protocol must be one of {', '.join(STATUS_QUERY)}")
+        known = STATUS_QUERY if self.blazer else PROTOCOL_NAMES
+        if self.protocol is not None and self.protocol not in known:
+            raise ConfigError(f"protocol must be one of {', '.join(known)}")
         try:
             self.ondelay = round_ondelay(int(c.get("ondelay", DEFAULT_ONDELAY)))
             self.offdelay = round_offdelay(int(c.get("offdelay", DEFAULT_OFFDELAY)))
             baud = int(c.get("baudrate", "2400"))
         except ValueError as exc:
             raise ConfigError(f"megatec: bad option value ({exc})") from None
-        if not 12 <= self.offdelay <= 600 or not 0 <= self.ondelay <= 599940:
-            raise ConfigError("offdelay must be 12..600 s and ondelay 0..599940 s")
+        # Voltronic units count up to 99 minutes, the others up to 10
+        max_off = 600 if self.protocol in STATUS_QUERY else 5940
+        if not 12 <= self.offdelay <= max_off or not 0 <= self.ondelay <= 599940:
+            raise ConfigError(f"offdelay must be 12..{max_off} s and ondelay 0..599940 s")
         self.flags = {k for k in ("novendor", "norating", "ignoresab") if k in c}
         dtr, rts = _CABLEPOWER[cable]
         from .serial import SerialLink
@@ -303,6 +461,7 @@ class MegatecDriver(Driver):
         self.retry_max = 5.0
         self._lock = asyncio.Lock()
         self._static: dict[str, str] = {}
+        self._polled: tuple[str, ...] = ()  # the optional Voltronic queries the UPS answers
         self._published = False
 
     @property
@@ -335,7 +494,9 @@ class MegatecDriver(Driver):
                 continue
             if raw is None:
                 continue
-            values = parse(query, raw)
+            if is_nak(raw):
+                return None  # the UPS does not know this query: asking again will not help
+            values = v_parse(query, raw) if query in V_MIN_LEN else parse(query, raw)
             if values is not None:
                 return values
             self.link.counters["garbage"] += 1
@@ -348,6 +509,11 @@ class MegatecDriver(Driver):
         await asyncio.sleep(0.1)  # let a cable powered from DTR/RTS come up
         if self.protocol is None:
             self.protocol = await self._detect()
+        if self.protocol == "voltronic":
+            await self._connect_voltronic()
+            return
+        if self.offdelay > 600:  # detected a unit that counts only up to 10 minutes
+            self.offdelay = 600
         static: dict[str, str] = {}
         if "norating" not in self.flags:
             static.update(await self.query("F", b"F\r") or {})
@@ -355,8 +521,21 @@ class MegatecDriver(Driver):
             static.update(await self.query("I", b"I\r", tries=2) or {})
         self._static = static
 
+    async def _connect_voltronic(self) -> None:
+        static: dict[str, str] = {}
+        for query in V_STATIC:
+            static.update(await self.query(query, f"{query}\r".encode(), tries=2) or {})
+        self._static = static
+        self._polled = tuple([q for q in V_POLLED
+                              if await self.query(q, f"{q}\r".encode(), tries=2) is not None])
+
     async def _detect(self) -> str:
-        # Mustek first, as NUT: units that answer QS may answer Q1 with something else
+        # NUT's order: Voltronic (QGS, confirmed by QPI), then Mustek (units that answer
+        # QS may answer Q1 with something else), then plain Megatec
+        if not self.blazer and await self.query("QGS", b"QGS\r", tries=1) is not None \
+                and await self.query("QPI", b"QPI\r", tries=1) is not None:
+            log.info("UPS [%s]: using protocol Voltronic", self.device.name)
+            return "voltronic"
         for name in ("mustek", "megatec"):
             if await self.query("status", STATUS_QUERY[name], tries=1) is not None:
                 log.info("UPS [%s]: using protocol %s", self.device.name, PROTOCOL_NAMES[name])
@@ -368,10 +547,46 @@ class MegatecDriver(Driver):
 
     async def update(self) -> None:
         assert self.protocol is not None
+        if self.protocol == "voltronic":
+            await self._update_voltronic()
+            return
         values = await self.query("status", STATUS_QUERY[self.protocol])
         if values is None:
             raise DeviceError(f"no valid status reply from {self.port}")
         self._publish(values)
+
+    async def _update_voltronic(self) -> None:
+        values = await self.query("QGS", b"QGS\r")
+        if values is None:
+            raise DeviceError(f"no valid status reply from {self.port}")
+        for query in self._polled:  # a missed optional reply keeps the last values
+            values.update(await self.query(query, f"{query}\r".encode(), tries=1) or {})
+        bits = values.pop("_bits")
+        st = v_decode_status(bits, values.pop("_mode", None), ignoresab="ignoresab" in self.flags)
+        dev = self.device
+        with dev.batch():
+            if not self._published:
+                self.publish_driver_info()
+                self.publish_core_extras()
+                dev.set("driver.version.data", PROTOCOL_NAMES["voltronic"])
+                dev.set("device.type", "ups")
+                for cmd in COMMANDS:
+                    dev.add_cmd(cmd)
+                for var, delay in (("ups.delay.shutdown", self.offdelay),
+                                   ("ups.delay.start", self.ondelay)):
+                    dev.set(var, delay, rw=True)
+                    dev.add_range(var, *V_DELAY_RANGES[var])
+                self._published = True
+            if st.ups_type:
+                dev.set("ups.type", st.ups_type)
+            for var, value in (self._static | values).items():
+                if var == "battery.packs":
+                    dev.set(var, value, rw=True)
+                    dev.add_range(var, *V_PACKS_RANGE)
+                else:
+                    dev.set(var, value)
+            dev.set("ups.beeper.status", st.beeper)
+            dev.set_status(*st.tokens)
 
     def _publish(self, values: dict[str, str]) -> None:
         dev = self.device
@@ -382,6 +597,7 @@ class MegatecDriver(Driver):
         with dev.batch():
             if not self._published:
                 self.publish_driver_info()
+                self.publish_core_extras()
                 if not self.blazer:
                     dev.set("driver.version.data", PROTOCOL_NAMES[self.protocol or "megatec"])
                 dev.set("device.type", "ups")
@@ -418,12 +634,21 @@ class MegatecDriver(Driver):
     # ---- commands and settings ---------------------------------------------------------
     async def instcmd(self, cmd: str, param: str | None) -> Status:
         try:
-            request = encode_command(cmd, param, self.ondelay, self.offdelay, minutes=self.blazer)
+            if self.protocol == "voltronic":
+                request = v_encode_command(
+                    cmd, param, self.ondelay, self.offdelay,
+                    beeper_on=self.device.value("ups.beeper.status") != "disabled")
+            else:
+                request = encode_command(cmd, param, self.ondelay, self.offdelay,
+                                         minutes=self.blazer)
         except CommandError as exc:
             log.warning("UPS [%s]: %s", self.device.name, exc)
             return Status.INVALID
         if request is None:
             return Status.UNKNOWN
+        return await self._command(cmd, request)
+
+    async def _command(self, cmd: str, request: bytes) -> Status:
         if not self.link.is_open:
             return Status.FAILED
         try:
@@ -439,13 +664,23 @@ class MegatecDriver(Driver):
 
     async def setvar(self, name: str, value: str) -> Status:
         name = name.lower()
+        voltronic = self.protocol == "voltronic"
+        if voltronic and name == "battery.packs" and self.device.value(name) is not None:
+            try:
+                packs = int(value)
+            except ValueError:
+                return Status.INVALID
+            if not V_PACKS_RANGE[0] <= packs <= V_PACKS_RANGE[1]:
+                return Status.INVALID
+            # the UPS reports the new number in its next QBV reply
+            return await self._command(name, f"BATGN{packs:02d}\r".encode())
         if name not in DELAY_RANGES or self.blazer:
             return Status.UNKNOWN
         try:
             seconds = int(value)
         except ValueError:
             return Status.INVALID
-        lo, hi = DELAY_RANGES[name]
+        lo, hi = (V_DELAY_RANGES if voltronic else DELAY_RANGES)[name]
         if not lo <= seconds <= hi:
             return Status.INVALID
         if name == "ups.delay.shutdown":

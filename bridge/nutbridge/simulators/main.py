@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(options) - set(inspect.signature(cls).parameters) - {"speed"}
     if unknown:
         ap.error(f"{args.protocol}: unknown option(s) {', '.join(sorted(unknown))}")
-    dev = create(args.protocol, args.link, speed=args.speed, **options)
+    try:
+        dev = create(args.protocol, args.link, speed=args.speed, **options)
+    except ValueError as exc:  # a bad option value, e.g. -o protocol=q9
+        ap.error(f"{args.protocol}: {exc}")
     asyncio.run(_serve(dev))
     return 0
