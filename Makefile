@@ -67,6 +67,7 @@ help:
 	@echo "make bench [BENCH_ARGS=--quick] C upsd vs bridge benchmark -> docs/benchmarks.md"
 	@echo "make bench-usb [BENCH_ARGS=--quick] usbhid-ups event/recovery times -> docs/benchmarks.md"
 	@echo "make bench-serial [BENCH_ARGS=--quick] serial driver fault recovery, bridge vs C -> docs/benchmarks.md"
+	@echo "make bench-snmp [BENCH_ARGS=--quick] 100 snmpsim UPS agents polled by one bridge -> docs/benchmarks.md"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
@@ -220,6 +221,13 @@ bench-usb: $(STAMP_TEST)
 .PHONY: bench-serial
 bench-serial: $(STAMP_TEST)
 	$(VPY) benchmarks/serial_recovery.py $(BENCH_ARGS)
+
+# 100 simulated SNMP UPSes (snmpsim) polled every 10 s by one bridge: CPU share and poll
+# latency (writes the "SNMP: 100 agents" section of docs/benchmarks.md; ~4 min,
+# BENCH_ARGS=--quick ~2 min). Not part of `make test`.
+.PHONY: bench-snmp
+bench-snmp: $(STAMP_TEST)
+	$(VPY) benchmarks/snmp_scale.py $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- HACS release asset
 # dist/nut_bridge.zip: the integration plus a copy of the nutbridge modules it imports, with

@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "blazer_ser": "nutbridge.drivers.megatec:MegatecDriver",
     "apcsmart": "nutbridge.drivers.apcsmart:ApcSmart",
     "usbhid-ups": "nutbridge.drivers.usbhid:UsbHid",
+    "snmp-ups": "nutbridge.drivers.snmpups:SnmpUps",
     "powerman-pdu": "nutbridge.drivers.powerman:PowermanPDU",
 }
 _REPEATER = "nutbridge.drivers.repeater:Repeater"
