@@ -571,7 +571,7 @@ def report(results: dict[str, dict[str, Any]], fp: dict[str, dict[str, Any]], pl
     return "\n".join(L)
 
 
-KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
+from sections import KEEP_MARKER  # noqa: E402  (the script directory is on sys.path)
 
 
 # ---------------------------------------------------------------- main

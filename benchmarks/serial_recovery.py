@@ -41,6 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
+from benchmarks.sections import write_section  # noqa: E402
 from tests.support import realnut, serialsim  # noqa: E402
 
 from nutbridge.drivers.serial import SerialLink  # noqa: E402
@@ -49,7 +50,6 @@ from nutbridge.simulators.apcsmart import ApcSmartSim  # noqa: E402
 from nutbridge.simulators.megatec import MegatecSimulator  # noqa: E402
 
 SECTION = "## Serial driver fault recovery"
-KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
 POLL = 0.05  # s between GET VAR probes
 POLLINTERVAL = "2"  # the drivers' default
 WIDTH = 100  # prose line width in the Markdown
@@ -248,22 +248,6 @@ def report(rows: list[tuple[str, Scenario, Result]], reopen: list[float], repeat
     return "\n".join(L)
 
 
-def write_section(out: Path, text: str) -> None:
-    """Replace this benchmark's section (after the KEEP marker), keep everything else."""
-    doc = out.read_text() if out.exists() else ""
-    if KEEP_MARKER not in doc:
-        doc = doc.rstrip("\n") + "\n\n" + KEEP_MARKER + "\n"
-    head, tail = doc.split(KEEP_MARKER, 1)
-    if SECTION in tail:
-        before, rest = tail.split(SECTION, 1)
-        nxt = rest.find("\n## ")
-        after = rest[nxt + 1:] if nxt >= 0 else ""
-        tail = before + text.rstrip("\n") + "\n" + ("\n" + after if after else "")
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text
-    out.write_text(head + KEEP_MARKER + tail.rstrip("\n") + "\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3, help="faults per scenario (default 3)")
@@ -299,7 +283,7 @@ def main() -> int:
         reopen = reopen_benchmark(Path(tmp), 20)
     text = report(rows, reopen, repeats, started, sys.argv)
     print(text)
-    write_section(a.out, text)
+    write_section(a.out, SECTION, text)
     print(f"[{time.monotonic() - t0:5.0f} s] wrote the serial section of {a.out}")
     return 0
 

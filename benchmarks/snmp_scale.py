@@ -37,12 +37,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bridge"))
 sys.path.insert(0, str(REPO))
 
+from benchmarks.sections import write_section  # noqa: E402
 from tests.support import snmpsim  # noqa: E402
 
 from nutbridge.drivers import snmpups  # noqa: E402
 from nutbridge.server.app import Bridge, load_config  # noqa: E402
 
-KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
 SECTION = "## SNMP: 100 agents"
 RECORDING = "apc-smartups-nmc"
 POLLFREQ = 10.0
@@ -192,20 +192,6 @@ agents); window {r['window']:.0f} s after every UPS finished its init poll.
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else ""
-    if KEEP_MARKER not in doc:
-        doc = doc.rstrip("\n") + "\n\n" + KEEP_MARKER + "\n"
-    head, tail = doc.split(KEEP_MARKER, 1)
-    start = tail.find(SECTION)
-    if start >= 0:
-        nxt = tail.find("\n## ", start + len(SECTION))
-        tail = tail[:start] + text.rstrip("\n") + ("\n" + tail[nxt:] if nxt >= 0 else "\n")
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(head + KEEP_MARKER + tail)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--agents", type=int, default=100, help="simulated UPS agents (default 100)")
@@ -236,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(result, nproc)
     print(text)
     if not a.no_write:
-        write_section(a.out, text)
+        write_section(a.out, SECTION, text)
         print(f"-> {a.out}")
     return 0
 

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bridge"))
 sys.path.insert(0, str(REPO))
 
+from benchmarks.sections import write_section  # noqa: E402
 from tests.support.hidbuild import pack_report  # noqa: E402
 
 from nutbridge.drivers import usbhid  # noqa: E402
@@ -46,7 +47,6 @@ from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice  # noqa: E4
 from nutbridge.server.app import Bridge, load_config  # noqa: E402
 
 DUMP = REPO.parent / "shared" / "data" / "ddl" / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
-KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
 SECTION = "## USB HID recovery"
 PS = "UPS.PowerSummary.PresentStatus"
 
@@ -243,20 +243,6 @@ timeout 2 s. Measured with `make bench-usb` (`benchmarks/usb_recovery.py --cycle
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else ""
-    if KEEP_MARKER not in doc:
-        doc = doc.rstrip("\n") + "\n\n" + KEEP_MARKER + "\n"
-    head, tail = doc.split(KEEP_MARKER, 1)
-    start = tail.find(SECTION)
-    if start >= 0:
-        nxt = tail.find("\n## ", start + len(SECTION))
-        tail = tail[:start] + text.rstrip("\n") + ("\n" + tail[nxt:] if nxt >= 0 else "\n")
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(head + KEEP_MARKER + tail)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=10, help="cycles per fast scenario (default 10)")
@@ -274,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(results, cycles)
     print(text)
     if not a.no_write:
-        write_section(a.out, text)
+        write_section(a.out, SECTION, text)
         print(f"-> {a.out}")
     return 0
 

@@ -22,7 +22,6 @@ from nutbridge.drivers import megatec as mt
 from nutbridge.drivers.base import DeviceError, Status
 from nutbridge.drivers.sim_model import Params, SimUPS
 from nutbridge.simulators.megatec import MegatecSimulator
-from nutbridge.state import Device
 from tests.support import realnut, serialsim
 
 STATUS_VECTOR = b"(215.0 195.0 230.0 014 49.0 22.7 30.0 00000000\r"  # NUT's megatec test vector
@@ -176,93 +175,66 @@ def frozen_model() -> SimUPS:
     return SimUPS(Params(seed=1))
 
 
-async def _driver(sim: MegatecSimulator, **opts: str) -> mt.MegatecDriver:
-    cfg = {"driver": "nutdrv_qx", "port": str(sim.link), **opts}
-    drv = mt.MegatecDriver(Device("ups", driver_name=cfg["driver"]), cfg)
-    await drv.connect()
-    return drv
-
-
 async def test_driver_reads_simulator(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", model=frozen_model(), speed=0)
-    async with sim:
-        drv = await _driver(sim)
-        try:
-            await drv.update()
-            dev = drv.device
-            assert dev.value("ups.status") == "OL"
-            assert dev.value("device.model") == "SimQ1"
-            assert dev.value("battery.charge") == "100"
-            assert drv.protocol == "megatec"
-            assert b"QS\r" in sim.received  # Mustek probed first, as NUT does
-            sim.model.set_mains(False)
-            sim.model.charge = 5
-            await drv.update()
-            assert dev.value("ups.status") == "OB LB"
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim) as drv:
+        await drv.update()
+        dev = drv.device
+        assert dev.value("ups.status") == "OL"
+        assert dev.value("device.model") == "SimQ1"
+        assert dev.value("battery.charge") == "100"
+        assert drv.protocol == "megatec"
+        assert b"QS\r" in sim.received  # Mustek probed first, as NUT does
+        sim.model.set_mains(False)
+        sim.model.charge = 5
+        await drv.update()
+        assert dev.value("ups.status") == "OB LB"
 
 
 async def test_driver_mustek(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0, protocol="mustek")
-    async with sim:
-        drv = await _driver(sim)
-        try:
-            await drv.update()
-            assert drv.protocol == "mustek" and drv.device.value("ups.status") == "OL"
-            assert b"Q1\r" not in sim.received
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim) as drv:
+        await drv.update()
+        assert drv.protocol == "mustek" and drv.device.value("ups.status") == "OL"
+        assert b"Q1\r" not in sim.received
 
 
 async def test_garbage_dropped_and_counted(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0)
-    async with sim:
-        drv = await _driver(sim, protocol="megatec")
-        try:
-            for n in (5, 40, 300):
-                sim.garbage(n)
-                await drv.update()  # a retry gets a clean frame
-                assert drv.device.value("ups.status") == "OL"
-            assert drv.counters["garbage"] >= 2
-            sim.silence(True)
-            with pytest.raises(DeviceError):
-                await drv.update()
-            assert drv.counters["timeouts"] >= mt.TRIES
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim, protocol="megatec") as drv:
+        for n in (5, 40, 300):
+            sim.garbage(n)
+            await drv.update()  # a retry gets a clean frame
+            assert drv.device.value("ups.status") == "OL"
+        assert drv.counters["garbage"] >= 2
+        sim.silence(True)
+        with pytest.raises(DeviceError):
+            await drv.update()
+        assert drv.counters["timeouts"] >= mt.TRIES
 
 
 async def test_slow_and_late_replies(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0)
-    async with sim:
-        drv = await _driver(sim, protocol="megatec")
-        try:
-            sim.slow(0.01)  # 47 bytes in ~0.5 s: slower than 2400 baud, still in time
+    async with sim, serialsim.megatec_driver(sim, protocol="megatec") as drv:
+        sim.slow(0.01)  # 47 bytes in ~0.5 s: slower than 2400 baud, still in time
+        await drv.update()
+        assert drv.device.value("ups.status") == "OL"
+        sim.slow(0.05)  # ~2.4 s: every try times out; late bytes must not confuse later polls
+        with pytest.raises(DeviceError):
             await drv.update()
-            assert drv.device.value("ups.status") == "OL"
-            sim.slow(0.05)  # ~2.4 s: every try times out; late bytes must not confuse later polls
-            with pytest.raises(DeviceError):
-                await drv.update()
-            sim.slow(0)
-            await asyncio.sleep(2.5)
-            await drv.update()
-            assert drv.device.value("ups.status") == "OL"
-        finally:
-            await drv.close()
+        sim.slow(0)
+        await asyncio.sleep(2.5)
+        await drv.update()
+        assert drv.device.value("ups.status") == "OL"
 
 
 async def test_echoed_command_fails(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0, echo_unknown=True)
-    async with sim:
-        drv = await _driver(sim, protocol="megatec")
-        try:
-            sim.command = lambda text: False  # type: ignore[method-assign]  # it knows no command
-            assert await drv.instcmd("beeper.toggle", None) == Status.FAILED
-            assert await drv.instcmd("test.battery.start", "30") == Status.INVALID
-            assert await drv.instcmd("nope", None) == Status.UNKNOWN
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim, protocol="megatec") as drv:
+        sim.command = lambda text: False  # type: ignore[method-assign]  # it knows no command
+        assert await drv.instcmd("beeper.toggle", None) == Status.FAILED
+        assert await drv.instcmd("test.battery.start", "30") == Status.INVALID
+        assert await drv.instcmd("nope", None) == Status.UNKNOWN
 
 
 # ---- through the bridge and through NUT -------------------------------------------------------

@@ -151,102 +151,75 @@ def frozen_model() -> SimUPS:
     return SimUPS(Params(seed=1))
 
 
-async def _driver(sim: MegatecSimulator, **opts: str) -> mt.MegatecDriver:
-    cfg = {"driver": "nutdrv_qx", "port": str(sim.link), **opts}
-    drv = mt.MegatecDriver(Device("ups", driver_name="nutdrv_qx"), cfg)
-    await drv.connect()
-    return drv
-
-
 async def test_driver_detects_and_reads(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", model=frozen_model(), speed=0, protocol="voltronic")
-    async with sim:
-        drv = await _driver(sim)
-        try:
-            await drv.update()
-            dev = drv.device
-            assert drv.protocol == "voltronic"
-            assert sim.received[:2] == [b"QGS\r", b"QPI\r"]  # NUT probes Voltronic first
-            assert b"Q1\r" not in sim.received and b"QS\r" not in sim.received
-            assert dev.value("ups.status") == "OL"
-            assert dev.value("driver.version.data") == "Voltronic"
-            assert dev.value("battery.charge") == "100"
-            assert dev.value("ups.type") == "line-interactive"
-            sim.model.set_mains(False)
-            await drv.update()
-            assert dev.value("ups.status") == "OB"
-            sim.model.charge = 5
-            await drv.update()
-            assert dev.value("ups.status") == "OB LB" and dev.value("battery.charge") == "5"
-            assert await drv.instcmd("load.off", None) == Status.HANDLED
-            await drv.update()
-            assert dev.value("ups.status") == "OB LB OFF"
-            assert sim.commands == ["SOFF"]
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim) as drv:
+        await drv.update()
+        dev = drv.device
+        assert drv.protocol == "voltronic"
+        assert sim.received[:2] == [b"QGS\r", b"QPI\r"]  # NUT probes Voltronic first
+        assert b"Q1\r" not in sim.received and b"QS\r" not in sim.received
+        assert dev.value("ups.status") == "OL"
+        assert dev.value("driver.version.data") == "Voltronic"
+        assert dev.value("battery.charge") == "100"
+        assert dev.value("ups.type") == "line-interactive"
+        sim.model.set_mains(False)
+        await drv.update()
+        assert dev.value("ups.status") == "OB"
+        sim.model.charge = 5
+        await drv.update()
+        assert dev.value("ups.status") == "OB LB" and dev.value("battery.charge") == "5"
+        assert await drv.instcmd("load.off", None) == Status.HANDLED
+        await drv.update()
+        assert dev.value("ups.status") == "OB LB OFF"
+        assert sim.commands == ["SOFF"]
 
 
 async def test_megatec_unit_not_taken_for_voltronic(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0, echo_unknown=True)  # echoes QGS and QPI
-    async with sim:
-        drv = await _driver(sim)
-        try:
-            assert drv.protocol == "megatec"
-            assert sim.received[0] == b"QGS\r"
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim) as drv:
+        assert drv.protocol == "megatec"
+        assert sim.received[0] == b"QGS\r"
 
 
 async def test_nak_ends_a_query_and_commands(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0, protocol="voltronic")
-    async with sim:
-        drv = await _driver(sim, protocol="voltronic", offdelay="1200")
-        try:
-            sim.received.clear()
-            t0 = time.monotonic()
-            assert await drv.query("QWS", b"QWS\r") is None
-            assert time.monotonic() - t0 < 0.5 and sim.received == [b"QWS\r"]  # no retries
-            assert drv.counters["garbage"] == 0
-            sim.voltronic_command = lambda text: False  # type: ignore[method-assign]
-            assert await drv.instcmd("beeper.toggle", None) == Status.FAILED  # (NAK
-            assert await drv.instcmd("shutdown.return", None) == Status.FAILED
-            assert sim.received[-1] == b"S20R0003\r"  # offdelay up to 99 minutes
-            assert await drv.instcmd("test.battery.start", "30") == Status.INVALID
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim, protocol="voltronic", offdelay="1200") as drv:
+        sim.received.clear()
+        t0 = time.monotonic()
+        assert await drv.query("QWS", b"QWS\r") is None
+        assert time.monotonic() - t0 < 0.5 and sim.received == [b"QWS\r"]  # no retries
+        assert drv.counters["garbage"] == 0
+        sim.voltronic_command = lambda text: False  # type: ignore[method-assign]
+        assert await drv.instcmd("beeper.toggle", None) == Status.FAILED  # (NAK
+        assert await drv.instcmd("shutdown.return", None) == Status.FAILED
+        assert sim.received[-1] == b"S20R0003\r"  # offdelay up to 99 minutes
+        assert await drv.instcmd("test.battery.start", "30") == Status.INVALID
 
 
 async def test_setvar(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0, protocol="voltronic")
-    async with sim:
-        drv = await _driver(sim)
-        try:
-            await drv.update()
-            dev = drv.device
-            assert await drv.setvar("battery.packs", "3") == Status.HANDLED
-            assert sim.packs == 3 and sim.received[-1] == b"BATGN03\r"
-            await drv.update()
-            assert dev.value("battery.packs") == "3"
-            assert await drv.setvar("battery.packs", "100") == Status.INVALID
-            assert await drv.setvar("ups.delay.shutdown", "700") == Status.HANDLED
-            assert dev.value("ups.delay.shutdown") == "660"
-            assert await drv.setvar("ups.delay.shutdown", "6000") == Status.INVALID
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim) as drv:
+        await drv.update()
+        dev = drv.device
+        assert await drv.setvar("battery.packs", "3") == Status.HANDLED
+        assert sim.packs == 3 and sim.received[-1] == b"BATGN03\r"
+        await drv.update()
+        assert dev.value("battery.packs") == "3"
+        assert await drv.setvar("battery.packs", "100") == Status.INVALID
+        assert await drv.setvar("ups.delay.shutdown", "700") == Status.HANDLED
+        assert dev.value("ups.delay.shutdown") == "660"
+        assert await drv.setvar("ups.delay.shutdown", "6000") == Status.INVALID
 
 
 async def test_silent_unit_goes_stale(tmp_path: Path) -> None:
     sim = MegatecSimulator(tmp_path / "tty", speed=0, protocol="voltronic")
-    async with sim:
-        drv = await _driver(sim)
-        try:
-            sim.garbage(60)
-            await drv.update()  # a retry gets a clean frame
-            sim.silence(True)
-            with pytest.raises(DeviceError):
-                await drv.update()
-        finally:
-            await drv.close()
+    async with sim, serialsim.megatec_driver(sim) as drv:
+        sim.garbage(60)
+        await drv.update()  # a retry gets a clean frame
+        sim.silence(True)
+        with pytest.raises(DeviceError):
+            await drv.update()
 
 
 def test_config_checks() -> None:

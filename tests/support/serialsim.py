@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -143,3 +143,19 @@ def wait_var(port: int, ups: str, var: str, expect: str | Callable[[str | None],
         if time.monotonic() - start > timeout:
             raise AssertionError(f"{ups} {var}: still {value!r} after {timeout}s (want {expect!r})")
         time.sleep(interval)
+
+
+@asynccontextmanager
+async def megatec_driver(sim: Any, **opts: str) -> AsyncIterator[Any]:
+    """Our nutdrv_qx driver connected to ``sim`` (a MegatecSimulator) in this loop; closed
+    on exit. ``opts`` are ups.conf options."""
+    from nutbridge.drivers.megatec import MegatecDriver
+    from nutbridge.state import Device
+
+    cfg = {"driver": "nutdrv_qx", "port": str(sim.link), **opts}
+    drv = MegatecDriver(Device("ups", driver_name=cfg["driver"]), cfg)
+    await drv.connect()
+    try:
+        yield drv
+    finally:
+        await drv.close()

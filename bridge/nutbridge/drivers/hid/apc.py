@@ -24,6 +24,7 @@ from .mapping import (
     Subdriver,
     UsbIdentity,
     absent_row,
+    beeper_cmds,
     bits_row,
     cmds,
     find_by_id,
@@ -149,11 +150,7 @@ CMDS = (
     cmds("shutdown.reboot", _DELAY_PATHS["reboot"], 10),
     # some Smart-UPS: one usage that both shuts down and restarts on mains return
     cmds("shutdown.return", "UPS.Output.APCDelayBeforeReboot", 1),
-    cmds("beeper.on", _ALARM, 2),
-    cmds("beeper.off", _ALARM, 3),
-    cmds("beeper.enable", _ALARM, 2),
-    cmds("beeper.disable", _ALARM, 1),
-    cmds("beeper.mute", _ALARM, 3),
+    *beeper_cmds(_ALARM),
 )
 
 

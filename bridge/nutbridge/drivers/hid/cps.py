@@ -28,6 +28,7 @@ from .mapping import (
     Row,
     Subdriver,
     absent_row,
+    beeper_cmds,
     cmds,
     find_by_id,
     kelvin_to_celsius,
@@ -170,11 +171,7 @@ CMDS = (
     cmds("load.on.delay", "UPS.Output.DelayBeforeStartup", int(ONDELAY)),
     cmds("shutdown.stop", "UPS.Output.DelayBeforeShutdown", -1),
     cmds("shutdown.reboot", "UPS.Output.DelayBeforeReboot", 10),
-    cmds("beeper.on", _ALARM, 2),
-    cmds("beeper.off", _ALARM, 3),
-    cmds("beeper.enable", _ALARM, 2),
-    cmds("beeper.disable", _ALARM, 1),
-    cmds("beeper.mute", _ALARM, 3),
+    *beeper_cmds(_ALARM),
 )
 
 

@@ -305,6 +305,14 @@ def cmds(name: str, paths: str | tuple[str, ...], value: int) -> Cmd:
     return Cmd(name, (paths,) if isinstance(paths, str) else paths, value)
 
 
+def beeper_cmds(paths: str | tuple[str, ...]) -> tuple[Cmd, ...]:
+    """NUT's five beeper commands on an AudibleAlarmControl usage (1 disabled, 2 enabled,
+    3 muted); ``beeper.on``/``off`` are the old names of enable/mute."""
+    return (cmds("beeper.on", paths, 2), cmds("beeper.off", paths, 3),
+            cmds("beeper.enable", paths, 2), cmds("beeper.disable", paths, 1),
+            cmds("beeper.mute", paths, 3))
+
+
 # ---- converters ---------------------------------------------------------------------------
 
 def kelvin_to_celsius(value: float, ctx: Ctx) -> str | None:

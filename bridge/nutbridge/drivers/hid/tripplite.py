@@ -23,6 +23,7 @@ from .mapping import (
     Row,
     Subdriver,
     absent_row,
+    beeper_cmds,
     cmds,
     kelvin_to_celsius,
     rw_row,
@@ -146,11 +147,7 @@ CMDS = (
     cmds("shutdown.stop", f"{OUTLET}.DelayBeforeShutdown", -1),
     cmds("shutdown.reboot", (f"{OUTLET}.DelayBeforeReboot", f"{OUTLET}.TLWatchdog"), 10),
     cmds("reset.watchdog", f"{OUTLET}.TLWatchdog", 60),
-    cmds("beeper.on", _ALARM, 2),
-    cmds("beeper.off", _ALARM, 3),
-    cmds("beeper.disable", _ALARM, 1),
-    cmds("beeper.enable", _ALARM, 2),
-    cmds("beeper.mute", _ALARM, 3),
+    *beeper_cmds(_ALARM),
 )
 
 

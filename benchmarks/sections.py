@@ -1,0 +1,24 @@
+"""docs/benchmarks.md is shared: run.py writes the C upsd comparison above KEEP_MARKER, and
+each other benchmark replaces only its own ``## ...`` section below it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
+
+
+def write_section(path: Path, section: str, text: str) -> None:
+    """Replace the section headed ``section`` (after the KEEP marker) by ``text``, or append it;
+    everything else in the file is kept."""
+    doc = path.read_text() if path.exists() else ""
+    if KEEP_MARKER not in doc:
+        doc = doc.rstrip("\n") + "\n\n" + KEEP_MARKER + "\n"
+    head, tail = doc.split(KEEP_MARKER, 1)
+    start = tail.find(section)
+    if start >= 0:
+        nxt = tail.find("\n## ", start + len(section))
+        tail = tail[:start] + text.rstrip("\n") + ("\n" + tail[nxt:] if nxt >= 0 else "\n")
+    else:
+        tail = tail.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    path.write_text(head + KEEP_MARKER + tail)
