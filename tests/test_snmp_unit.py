@@ -35,7 +35,7 @@ from nutbridge.drivers.snmp.mib import (
     to_raw,
 )
 from nutbridge.drivers.snmp.session import SnmpValue, v3_from_options
-from nutbridge.drivers.snmpups import parse_port
+from nutbridge.drivers.snmpups import SnmpUps, parse_port
 
 
 def i(n: int) -> SnmpValue:
@@ -283,11 +283,15 @@ def test_wait_heartbeats_between_polls_and_wakes_on_poke() -> None:
     async def run() -> None:
         d = _driver()
         d.pollfreq, d.pollinterval = 0.4, 0.05
+        # the first period after connecting is random (spreads drivers started together)
+        d._last_poll = t0 = time.monotonic()
+        await d.wait()
+        assert 0.04 <= time.monotonic() - t0 < 0.7
         d._last_poll = time.monotonic()
         heard = d.device.last_heard
         t0 = time.monotonic()
         await d.wait()
-        # slept until the poll was due, telling upsd the data is still current meanwhile (NUT's dataok)
+        # then a whole pollfreq, telling upsd the data is still current meanwhile (NUT's dataok)
         assert 0.35 <= time.monotonic() - t0 < 1.0
         assert d.device.last_heard > heard
         d._last_poll = time.monotonic()
@@ -297,3 +301,26 @@ def test_wait_heartbeats_between_polls_and_wakes_on_poke() -> None:
         assert time.monotonic() - t0 < 0.3
 
     asyncio.run(run())
+
+
+def test_first_poll_period_spreads_drivers_started_together() -> None:
+    """100 UPSes configured together must not poll in one burst forever: each driver's first
+    period after connecting is random between pollinterval and pollfreq."""
+    import time
+
+    async def run() -> list[float]:
+        drivers = [_driver() for _ in range(20)]
+        start = time.monotonic()
+        for d in drivers:
+            d.pollfreq, d.pollinterval = 1.0, 0.05
+            d._last_poll = start
+
+        async def first(d: SnmpUps) -> float:
+            await d.wait()
+            return time.monotonic() - start
+
+        return list(await asyncio.gather(*(first(d) for d in drivers)))
+
+    done = asyncio.run(run())
+    assert all(0.04 <= t < 1.3 for t in done), done
+    assert max(done) - min(done) > 0.3, done  # not one burst
