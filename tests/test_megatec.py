@@ -149,8 +149,8 @@ def test_fuzz_parse_mutated_status(pos: int, byte: int, cut: int) -> None:
     if out is not None:
         bits = out["_bits"]
         assert len(bits) == 8 and set(bits) <= {"0", "1"}
-        info = mt.decode_status(bits, mt._number(out.get("input.voltage", "")),
-                                mt._number(out.get("output.voltage", "")))
+        info = mt.decode_status(bits, mt.finite_number(out.get("input.voltage", "")),
+                                mt.finite_number(out.get("output.voltage", "")))
         assert info.tokens[0] in ("OL", "OB")
 
 

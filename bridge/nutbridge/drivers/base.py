@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -121,8 +122,8 @@ class Driver:
                 if status != Status.HANDLED:
                     log.warning("UPS [%s]: killpower: SET %s %s -> %s", dev.name, var,
                                 round(value), Status(status).name)
-        off = offdelay if offdelay is not None else _num(dev.value("ups.delay.shutdown"))
-        on = ondelay if ondelay is not None else _num(dev.value("ups.delay.start"))
+        off = offdelay if offdelay is not None else finite_number(dev.value("ups.delay.shutdown"))
+        on = ondelay if ondelay is not None else finite_number(dev.value("ups.delay.start"))
         on_battery = "OB" in dev.status_tokens()
         # the on-timer runs from the command too, so it must outlast the off-timer
         cycle: list[tuple[str, str | None]] = [
@@ -240,15 +241,20 @@ _UNPUBLISHED = frozenset(
 )
 
 
-def _num(text: str | None) -> float | None:
+def finite_number(text: str | None) -> float | None:
+    """A device or config value as a number: None when absent, not a number, inf or nan
+    (a NaN delay or voltage must never reach arithmetic or a device)."""
+    if text is None:
+        return None
     try:
-        return float(text) if text not in (None, "") else None
+        value = float(text.strip())
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def _delay(given: float | None, option: str | None) -> float | None:
-    return given if given is not None else _num(option)
+    return given if given is not None else finite_number(option)
 
 
 def _param(delay: float | None) -> str | None:

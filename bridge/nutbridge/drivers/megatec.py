@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..state import Device
-from .base import ConfigError, DeviceError, Driver, Status
+from .base import ConfigError, DeviceError, Driver, Status, finite_number
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +95,6 @@ STATUS_QUERY = {"megatec": b"Q1\r", "mustek": b"QS\r"}
 PROTOCOL_NAMES = {"voltronic": "Voltronic", "mustek": "Mustek", "megatec": "Megatec"}
 
 
-def _number(text: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def check_frame(query: str, raw: bytes) -> str | None:
     """The reply as text (CR dropped) if it has the shape ``query`` expects, else None."""
     frame = FRAMES[query]
@@ -138,7 +126,7 @@ def parse(query: str, raw: bytes) -> dict[str, str] | None:
             continue
         field = text[item.start:item.end + 1]
         if item.fmt:
-            value = _number(field)
+            value = finite_number(field)
             if value is not None:
                 out[item.var] = item.fmt % value
         elif field.strip():
@@ -356,7 +344,7 @@ def v_parse(query: str, raw: bytes) -> dict[str, str] | None:
             continue
         field = field.replace("#", "").strip()
         if item.fmt:
-            value = _number(field)
+            value = finite_number(field)
             if value is not None:
                 out[item.var] = item.fmt % (value * item.scale)
         elif field:
@@ -591,8 +579,8 @@ class MegatecDriver(Driver):
     def _publish(self, values: dict[str, str]) -> None:
         dev = self.device
         bits = values.pop("_bits")
-        st = decode_status(bits, _number(values.get("input.voltage", "")),
-                           _number(values.get("output.voltage", "")),
+        st = decode_status(bits, finite_number(values.get("input.voltage", "")),
+                           finite_number(values.get("output.voltage", "")),
                            ignoresab="ignoresab" in self.flags)
         with dev.batch():
             if not self._published:
@@ -617,8 +605,8 @@ class MegatecDriver(Driver):
                     dev.set("ups." + var.split(".")[1], value)
             for var, value in values.items():
                 dev.set(var, value)
-            nominal = _number(self._static.get("battery.voltage.nominal", ""))
-            volts = _number(values.get("battery.voltage", ""))
+            nominal = finite_number(self._static.get("battery.voltage.nominal", ""))
+            volts = finite_number(values.get("battery.voltage", ""))
             if nominal and volts is not None:
                 low, high, charge = battery_charge(volts, nominal)
                 dev.set("battery.voltage.low", f"{low:.2f}")

@@ -15,6 +15,7 @@ Standard PDC paths. Quirks handled here:
 
 from __future__ import annotations
 
+from ..base import finite_number
 from .descriptor import ReportDescriptor
 from .mapping import (
     BEEPER,
@@ -58,7 +59,7 @@ def battery_charge(value: float, ctx: Ctx) -> str | None:
 def battery_voltage(value: float, ctx: Ctx) -> str | None:
     scale = ctx.memo.get("battery_scale")
     if scale is None and ctx.product_id == 0x0501:
-        nominal = _float(ctx.values.get("battery.voltage.nominal"))
+        nominal = finite_number(ctx.values.get("battery.voltage.nominal"))
         if nominal:
             scale = 2.0 / 3 if value / nominal > BATTERY_SANITY else 1.0
             ctx.memo["battery_scale"] = scale
@@ -77,9 +78,9 @@ def _freq_scale(value: float, ctx: Ctx, side: str) -> float:
         return known
     if ctx.product_id != 0x0501:
         return 1.0
-    nominal = _float(ctx.values.get(f"{side}.frequency.nominal")) or 0.0
-    low = _float(ctx.values.get(f"{side}.frequency.low")) or 0.0
-    high = _float(ctx.values.get(f"{side}.frequency.high")) or 0.0
+    nominal = finite_number(ctx.values.get(f"{side}.frequency.nominal")) or 0.0
+    low = finite_number(ctx.values.get(f"{side}.frequency.low")) or 0.0
+    high = finite_number(ctx.values.get(f"{side}.frequency.high")) or 0.0
     if not nominal:
         if 45 < low <= 50 or 50 <= high <= 55 or 45 < value <= 55 or 450 < value <= 550:
             nominal = 50
@@ -104,13 +105,6 @@ def input_frequency(value: float, ctx: Ctx) -> str | None:
 
 def output_frequency(value: float, ctx: Ctx) -> str | None:
     return f"{_freq_scale(value, ctx, 'output') * value:.1f}"
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 ROWS: tuple[Row, ...] = (

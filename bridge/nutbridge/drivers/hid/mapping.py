@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from typing import Protocol, TypeAlias
 
-from ..base import Status
+from ..base import Status, finite_number
 from .descriptor import Field, ReportDescriptor
 
 __all__ = [
@@ -671,7 +671,7 @@ class Mapper:
                     self._static_done.add(b.path)
         if self.sub.finish is not None:
             self.sub.finish(out, ctx)
-        charge = _num(out.get("battery.charge"))
+        charge = finite_number(out.get("battery.charge"))
         status, alarm = compute_status(self._bits, charge, self.options)
         out["ups.status"] = status
         if alarm:
@@ -772,7 +772,7 @@ class Mapper:
         row = b.row
         if row.flags & ABSENT:
             # a driver-side value (e.g. ups.delay.shutdown): used by the composite commands
-            if _num(row.default) is not None and _num(value) is None:
+            if finite_number(row.default) is not None and finite_number(value) is None:
                 return Status.INVALID
             self._local[row.var] = value.strip()
             return [LocalSet(row.var, value.strip())]
@@ -789,7 +789,7 @@ class Mapper:
         elif row.to_raw is not None:
             phys = row.to_raw(value, self.ctx)
         else:
-            phys = _num(value)
+            phys = finite_number(value)
         if phys is None:
             return Status.INVALID
         if row.rw_range is not None and not row.rw_range[0] <= phys <= row.rw_range[1]:
@@ -832,7 +832,7 @@ class Mapper:
             entry, f = self.cmds[name]
             value: float | None = float(entry.value)
             if param is not None and param.strip():
-                value = _num(param)
+                value = finite_number(param)
                 if value is None:
                     return Status.INVALID
             assert value is not None
@@ -886,16 +886,6 @@ class Mapper:
 
 _OPPOSITE = {"online": "offline", "offline": "online", "fullycharged": "notfullycharged",
              "notfullycharged": "fullycharged"}
-
-
-def _num(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        v = float(text.strip())
-    except ValueError:
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _default_identity(info: UsbIdentity) -> dict[str, str]:
