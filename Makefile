@@ -60,7 +60,7 @@ PYTEST := $(VPY) -m pytest -p no:cacheprovider -ra $(if $(filter 0,$(XDIST)),,-n
 .PHONY: help prereqs venv install install-test run test lint bench clean-venv
 
 help:
-	@echo "make run  [ARGS=...]        create/update $(VENV), install nut-bridge, run 'nutbridge serve ARGS'"
+	@echo "make run  [ARGS=...]        create/update $(VENV), install nutbridge-ups, run 'nutbridge serve ARGS'"
 	@echo "make test [PYTEST_ARGS=...] create/update $(VENV) with test extras, run ruff + mypy (LINT=0: skip),"
 	@echo "                            pytest tests/ and, on Python >= 3.14.2, tests_ha/"
 	@echo "make lint                   ruff check + mypy"
@@ -115,20 +115,20 @@ install-test: $(TEST_STAMP)
 
 # `-e`: the source tree is what runs, so editing bridge/ needs no reinstall.
 $(STAMP_RUN): $(VPY) | prereqs
-	@echo "make: installing nut-bridge[$(EXTRAS)] into $(VENV)"
+	@echo "make: installing nutbridge-ups[$(EXTRAS)] into $(VENV)"
 	$(PIP) install $(PIP_QUIET) -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.installed-run-*
 	touch $@
 
 $(STAMP_TEST): $(VPY) | prereqs
-	@echo "make: installing nut-bridge[$(EXTRAS),test] into $(VENV)"
+	@echo "make: installing nutbridge-ups[$(EXTRAS),test] into $(VENV)"
 	$(PIP) install $(PIP_QUIET) -e ".[$(EXTRAS),test]"
 	rm -f $(VENV)/.installed-run-* $(VENV)/.installed-test-*
 	touch $(STAMP_RUN) $@
 
 # One resolver run for everything, so pins from pytest-homeassistant-custom-component win.
 $(STAMP_HA): $(VPY) | prereqs
-	@echo "make: installing nut-bridge[$(EXTRAS),test] + requirements-ha.txt into $(VENV)"
+	@echo "make: installing nutbridge-ups[$(EXTRAS),test] + requirements-ha.txt into $(VENV)"
 	$(PIP) install $(PIP_QUIET) -e ".[$(EXTRAS),test]" -r requirements-ha.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP_RUN) $(STAMP_TEST) $@
