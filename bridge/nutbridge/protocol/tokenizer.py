@@ -16,6 +16,16 @@ Behaviour observed from upstream upsd and documented in docs/architecture.md:
 The tokenizer never raises on input: it yields :class:`Line` and :class:`ParseError`
 events. It holds at most one word and 32 arguments, so memory is bounded whatever
 the peer sends.
+
+Cost: upstream steps its state machine once per byte in C. Doing that in Python
+is a denial of service (about 1-2 MB/s), so the machine here steps once per
+*token*: runs of word bytes (escapes included), of blanks and of comments are
+consumed by one regex match or ``bytes.find`` each, and once a line holds its 32
+words the rest of it is skipped by a single regex. Python-level work per line is
+therefore bounded by upstream's own limits (a few steps per kept word), and
+every byte beyond them costs C-speed scanning only. :meth:`Tokenizer.feed_some`
+bounds the work of one call by a number of events, so a server can share its
+loop fairly between connections.
 """
 
 from __future__ import annotations
@@ -31,6 +41,48 @@ _SPACE = frozenset(b" \t\r\v\f")
 # Bytes the fast path in feed() cannot take: the four special characters and
 # anything _add() would drop (outside 0x20-0x7F) other than the separators.
 _SLOW_BYTE = re.compile(rb'["#=\\]|[^\t\n\v\f\r\x20-\x7f]').search
+# Runs the state machine consumes in one step (C-speed scans).
+_BLANKS = re.compile(rb"[ \t\r\v\f]*").match
+# An unquoted word's bytes: anything but a separator, newline, '#', '=' or a
+# backslash, or a backslash pair (the escaped byte is literal). A lone trailing
+# backslash is left for the next feed (WORD_LITERAL).
+_WORD_RUN = re.compile(rb"[^ \t\r\v\f\n#=\\]*+(?:\\[\x00-\xff][^ \t\r\v\f\n#=\\]*+)*+").match
+# Inside quotes: anything but '"', '#' or a backslash, or a backslash pair.
+_QUOTED_RUN = re.compile(rb'[^"#\\]*+(?:\\[\x00-\xff][^"#\\]*+)*+').match
+# re.split keeps the escaped byte (the group) and drops its backslash; joined in C
+# (re.sub with a template runs Python code per match on 3.11).
+_UNESCAPE = re.compile(rb"\\([\x00-\xff])").split
+# Everything _add() drops: control bytes and 8-bit bytes (DEL is kept, as upstream).
+_WINDOW = 4096  # bytes of a run copied at a time
+_DROPPED = bytes(range(0x20)) + bytes(range(0x80, 0x100))
+# With 32 words held, the rest of a line only decides where the line ends: skip
+# blanks, '=', complete quoted words and bare words in one match. It stops at a
+# newline, a comment, a quote that is not closed in this chunk (or holds '#'), or
+# before a bare word that the chunk cuts (the WORD step takes that one, so a
+# following '"' stays literal). Possessive and without groups: no per-token memory.
+_SKIP = re.compile(
+    rb'(?:[ \t\r\v\f=]++'
+    rb'|"[^"#\\]*+(?:\\[\x00-\xff][^"#\\]*+)*+"'
+    rb'|(?:[^ \t\r\v\f\n"#=\\]|\\[\x00-\xff])[^ \t\r\v\f\n#=\\]*+'
+    rb'(?:\\[\x00-\xff][^ \t\r\v\f\n#=\\]*+)*+(?=[ \t\r\v\f\n#=])'
+    rb')*+'
+).match
+
+# Complete lines of bare words, '=' and quoted words without escapes, '#' or a
+# newline inside: nearly all that clients send, and most garbage. Their words
+# come from one C-level split or findall per line instead of the machine; bytes
+# that _add() drops are removed per word with bytes.translate.
+_SIMPLE_LINES = re.compile(
+    rb'(?:(?:[ \t\r\v\f]++|=|"[^"#\\\n]*+"|[^ \t\r\v\f\n"#=\\][^ \t\r\v\f\n#=\\]*+)*+\n)*+'
+).match
+_SIMPLE_WORDS = re.compile(rb'"([^"]*)"|(=)|([^ \t\r\v\f"=][^ \t\r\v\f=]*)').findall
+_HAS_DROPPED = re.compile(rb"[^\t\n\v\f\r\x20-\x7f]").search
+
+
+def _end(m: re.Match[bytes] | None) -> int:
+    """End of a match of one of the patterns above (they all match, possibly empty)."""
+    assert m is not None
+    return m.end()
 
 
 class _S(IntEnum):
@@ -57,6 +109,8 @@ class ParseError:
 
 
 Event = Line | ParseError
+
+_QUOTE_ERROR = ParseError("Unbalanced word due to unescaped # in quotes")
 
 
 class Tokenizer:
@@ -87,6 +141,23 @@ class Tokenizer:
         if 0x20 <= c <= 0x7F and len(self._word) < MAX_WORDLEN:
             self._word.append(c)
 
+    def _add_run(self, data: bytes, i: int, j: int) -> None:
+        """Add the word bytes data[i:j] (escapes resolved, dropped bytes removed),
+        a window at a time, so a run of dropped bytes costs no large copy."""
+        while i < j:
+            room = MAX_WORDLEN - len(self._word)
+            if room <= 0:
+                return  # a full word: the rest was scanned, nothing is copied
+            e = min(j, i + _WINDOW)
+            piece = data[i:e]
+            if e < j and (len(piece) - len(piece.rstrip(b"\\"))) % 2:
+                e += 1  # do not cut a backslash pair
+                piece = data[i:e]
+            if b"\\" in piece:
+                piece = b"".join(_UNESCAPE(piece))
+            self._word += piece.translate(None, _DROPPED)[:room]
+            i = e
+
     def _end_word(self) -> None:
         if len(self._args) < MAX_ARGS:
             self._args.append(self._word.decode("ascii"))
@@ -99,95 +170,167 @@ class Tokenizer:
         self._state = _S.START
         return line
 
+    @staticmethod
+    def _simple(region: bytes, max_events: int) -> tuple[list[Event], int]:
+        """Lines of a _SIMPLE_LINES region, at most ``max_events``; bytes consumed."""
+        lines = region.split(b"\n", max_events)
+        rest = lines.pop()
+        out: list[Event] = []
+        clean = _HAS_DROPPED(region) is None
+        for raw in lines:
+            if b'"' in raw or b"=" in raw:
+                # blanks inside quotes are control bytes too: always filtered here
+                parts = [q or eq or w for q, eq, w in _SIMPLE_WORDS(raw)]
+                if len(parts) > MAX_ARGS:
+                    del parts[MAX_ARGS:]
+                words = [w.translate(None, _DROPPED).decode("ascii") for w in parts]
+            else:
+                parts = raw.split()  # bytes.split(): exactly the ASCII blanks
+                if len(parts) > MAX_ARGS:
+                    del parts[MAX_ARGS:]
+                if clean:
+                    words = [w.decode("ascii") for w in parts]
+                else:
+                    words = [w.translate(None, _DROPPED).decode("ascii") for w in parts]
+            if len(raw) > MAX_WORDLEN:
+                words = [w[:MAX_WORDLEN] for w in words]
+            out.append(Line(tuple(words)))
+        return out, len(region) - len(rest)
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data`` and return the events it completes, in order."""
+        return self.feed_some(data, len(data) + 1)[0]
+
+    def feed_some(self, data: bytes, max_events: int) -> tuple[list[Event], int]:
+        """Consume ``data`` up to the ``max_events``-th event (at least one byte when
+        there is data); return the events and how many bytes were consumed."""
+        n = len(data)
         if (self._state is _S.START and not self._args and not self._in_word
                 and data[-1:] == b"\n" and _SLOW_BYTE(data) is None):
             # Fast path: whole lines of plain words (what clients send), with the
             # state machine's result: str.split() splits on exactly the ASCII
             # whitespace _SLOW_BYTE lets through (TAB LF VT FF CR space).
-            lines = data.decode("ascii").split("\n")
-            lines.pop()
+            lines = data.decode("ascii").split("\n", max_events)
+            rest = lines.pop()
             out: list[Event] = []
-            for line in lines:
-                words = line.split()
+            for raw in lines:
+                words = raw.split()
                 if len(words) > MAX_ARGS:
                     del words[MAX_ARGS:]
-                if len(line) > MAX_WORDLEN:
+                if len(raw) > MAX_WORDLEN:
                     words = [w[:MAX_WORDLEN] for w in words]
                 out.append(Line(tuple(words)))
-            return out
+            return out, n - len(rest)
         events: list[Event] = []
         state = self._state
-        for c in data:
-            if state == _S.START:
+        i = 0
+        while i < n:
+            if state is _S.START:
+                if not self._args and not self._in_word:  # at a line start
+                    e = _end(_SIMPLE_LINES(data, i))
+                    if e > i:
+                        out, used = self._simple(data[i:e], max_events - len(events))
+                        events += out
+                        i += used
+                        if len(events) >= max_events:
+                            break
+                        continue
+                if len(self._args) >= MAX_ARGS:
+                    i = _end(_SKIP(data, i))
+                    if i >= n:
+                        break
+                else:
+                    i = _end(_BLANKS(data, i))
+                    if i >= n:
+                        break
+                c = data[i]
                 if c == 0x0A:
                     events.append(self._end_line())
-                elif c in _SPACE:
-                    pass
+                    i += 1
+                    if len(events) >= max_events:
+                        break
                 elif c == 0x23:  # '#'
                     state = _S.COMMENT
+                    i += 1
                 elif c == 0x22:  # '"'
                     self._in_word = True
                     state = _S.QUOTED
-                elif c == 0x5C:  # '\\'
-                    self._in_word = True
-                    state = _S.WORD_LITERAL
+                    i += 1
                 elif c == 0x3D:  # '='
                     self._word.append(c)
                     self._end_word()
-                else:
+                    i += 1
+                else:  # a word starts here (a backslash or a dropped byte included)
                     self._in_word = True
-                    self._add(c)
                     state = _S.WORD
-            elif state == _S.WORD:
-                if c == 0x0A:
+            elif state is _S.WORD:
+                j = _end(_WORD_RUN(data, i))
+                if j > i:
+                    self._add_run(data, i, j)
+                    i = j
+                    if i >= n:
+                        break
+                c = data[i]
+                i += 1
+                if c == 0x5C:  # a lone backslash at the end of the data
+                    state = _S.WORD_LITERAL
+                elif c == 0x0A:
                     self._end_word()
                     events.append(self._end_line())
                     state = _S.START
-                elif c in _SPACE:
-                    self._end_word()
-                    state = _S.START
+                    if len(events) >= max_events:
+                        break
                 elif c == 0x23:
                     self._end_word()
                     state = _S.COMMENT
-                elif c == 0x5C:
-                    state = _S.WORD_LITERAL
                 elif c == 0x3D:
                     self._end_word()
                     self._word.append(c)
                     self._end_word()
                     state = _S.START
-                else:
-                    self._add(c)
-            elif state == _S.QUOTED:
+                else:  # blank
+                    self._end_word()
+                    state = _S.START
+            elif state is _S.QUOTED:
+                j = _end(_QUOTED_RUN(data, i))
+                if j > i:
+                    self._add_run(data, i, j)
+                    i = j
+                    if i >= n:
+                        break
+                c = data[i]
+                i += 1
                 if c == 0x22:
                     self._end_word()
                     state = _S.START
                 elif c == 0x5C:
                     state = _S.QUOTED_LITERAL
-                elif c == 0x23:
+                else:  # '#'
                     self._word.clear()
                     self._args = []
                     self._in_word = False
                     state = _S.START
-                    events.append(ParseError("Unbalanced word due to unescaped # in quotes"))
-                else:
-                    self._add(c)
-            elif state == _S.QUOTED_LITERAL:
-                self._add(c)
-                state = _S.QUOTED
-            elif state == _S.WORD_LITERAL:
-                self._add(c)
-                state = _S.WORD
+                    events.append(_QUOTE_ERROR)
+                    if len(events) >= max_events:
+                        break
+            elif state is _S.QUOTED_LITERAL or state is _S.WORD_LITERAL:
+                self._add(data[i])
+                i += 1
+                state = _S.QUOTED if state is _S.QUOTED_LITERAL else _S.WORD
             else:  # COMMENT
-                if c == 0x0A:
-                    if self._in_word:
-                        self._end_word()
-                    events.append(self._end_line())
-                    state = _S.START
+                j = data.find(b"\n", i)
+                if j < 0:
+                    i = n
+                    break
+                i = j + 1
+                if self._in_word:
+                    self._end_word()
+                events.append(self._end_line())
+                state = _S.START
+                if len(events) >= max_events:
+                    break
         self._state = state
-        return events
+        return events, i
 
 
 def split_line(text: str) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from ..config.upsd_conf import UpsdConf
 from ..config.users import Users
 from ..history import History, wire_json
 from ..protocol.wire import MAX_ANSWER, clip, encode
+from ..ratelog import RateLimitedLog
 from ..state import Device, DriverState
 from .descriptions import Descriptions
 
@@ -105,7 +106,11 @@ class Core:
         self.hosts_access = hosts_access
         self.dispatcher = dispatcher
         self.tls_available = tls_available
-        self.sessions: list[Session] = []  # in connection order, for LIST CLIENT
+        # in connection order, for LIST CLIENT; a dict so that a disconnect is O(1) with
+        # thousands of clients
+        self.sessions: dict[Session, None] = {}
+        # refusals a client can repeat on every line are logged once per peer per minute
+        self.peer_log = RateLimitedLog(log)
         self.tracking: dict[str, tuple[int, float]] = {}
         self.tracking_global = False
         self.history: History | None = None  # set by the bridge: records actions, serves LIST EVENT
@@ -133,7 +138,7 @@ class Core:
     # ---- sessions -----------------------------------------------------------
     def connect(self, addr: str) -> Session:
         s = Session(addr)
-        self.sessions.append(s)
+        self.sessions[s] = None
         return s
 
     def disconnect(self, s: Session) -> None:
@@ -141,10 +146,7 @@ class Core:
         if s.login is not None:
             s.login.numlogins = max(0, s.login.numlogins - 1)
             s.login = None
-        try:
-            self.sessions.remove(s)
-        except ValueError:
-            pass
+        self.sessions.pop(s, None)
         if s.tracking:
             s.tracking = False
             self.tracking_global = any(x.tracking for x in self.sessions)
@@ -163,7 +165,8 @@ class Core:
             if s.password is None:
                 return _err("PASSWORD-REQUIRED")
             if self.hosts_access is not None and not self.hosts_access.permits(s.addr):
-                log.warning("Access denied to %s by hosts.allow/hosts.deny", s.addr)
+                self.peer_log.log(logging.WARNING, s.addr, "hosts",
+                                  "Access denied to %s by hosts.allow/hosts.deny", s.addr)
                 return _err("ACCESS-DENIED")
         return handler(s, words[1:])
 
@@ -235,7 +238,8 @@ class Core:
         if dev is None:
             return _err("UNKNOWN-UPS")
         if not self._action(s, "login"):
-            log.warning("User %s@%s failed to LOGIN to UPS [%s]", s.username, s.addr, dev.name)
+            self.peer_log.log(logging.WARNING, s.addr, "login", "User %s@%s failed to LOGIN to UPS [%s]",
+                              s.username, s.addr, dev.name)
             return _err("ACCESS-DENIED")
         s.login = dev
         dev.numlogins += 1
@@ -260,7 +264,8 @@ class Core:
         if dev is None:
             return _err("UNKNOWN-UPS")
         if not self._action(s, "fsd"):
-            log.warning("User %s@%s failed to set FSD on UPS [%s]", s.username, s.addr, dev.name)
+            self.peer_log.log(logging.WARNING, s.addr, "fsd", "User %s@%s failed to set FSD on UPS [%s]",
+                              s.username, s.addr, dev.name)
             return _err("ACCESS-DENIED")
         log.warning("Client %s@%s set FSD on UPS [%s]", s.username, s.addr, dev.name)
         self._record("fsd", dev, "FSD set", s)
@@ -564,7 +569,8 @@ class Core:
         if err:
             return err
         if not self._action(s, "set"):
-            log.warning("User %s@%s failed to SET %s on UPS [%s]", s.username, s.addr, varname, dev.name)
+            self.peer_log.log(logging.WARNING, s.addr, "set", "User %s@%s failed to SET %s on UPS [%s]",
+                              s.username, s.addr, varname, dev.name)
             return _err("ACCESS-DENIED")
         var = dev.get(varname)
         if var is None:
@@ -604,7 +610,8 @@ class Core:
         if not dev.has_cmd(cmd):
             return _err("CMD-NOT-SUPPORTED")
         if not self.users.check_instcmd(s.username, s.password, s.addr, cmd):
-            log.warning("User %s@%s failed to run %s on UPS [%s]", s.username, s.addr, cmd, dev.name)
+            self.peer_log.log(logging.WARNING, s.addr, "instcmd", "User %s@%s failed to run %s on UPS [%s]",
+                              s.username, s.addr, cmd, dev.name)
             return _err("ACCESS-DENIED")
         tid = self._new_tracking(s)
         if self.dispatcher is None or not self.dispatcher("INSTCMD", dev, dev.canonical_cmd(cmd), param, tid):

@@ -81,6 +81,12 @@ def _banner(cfg: BridgeConfig, bridge: Bridge) -> None:
 
 
 async def _serve(cfg: BridgeConfig, family: int) -> int:
+    # Signals first: a SIGTERM that arrives once anything is reachable (the listener
+    # opens inside bridge.start()) must end in a clean stop and exit 0, as upsd's.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         bridge = Bridge(cfg, family)
     except ConfigError as exc:
@@ -94,19 +100,16 @@ async def _serve(cfg: BridgeConfig, family: int) -> int:
             sys.stderr.write("nutbridge: another upsd (or bridge) is probably running; stop it or "
                              "choose another port with LISTEN in upsd.conf\n")
         return 1
-    _banner(cfg, bridge)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, lambda: _reload(bridge))
     if hasattr(signal, "SIGUSR1"):  # as upsmon: USR1 = forced shutdown; USR2 = `nutbridge killpower`
         loop.add_signal_handler(signal.SIGUSR1, bridge.hooks.fsd)
         loop.add_signal_handler(signal.SIGUSR2, bridge.hooks.killpower)
-    log.info("NUT Bridge %s started: %d UPS, config %s", __version__, len(bridge.devices),
-             cfg.confdir or "embedded")
-    await stop.wait()
+    if not stop.is_set():
+        _banner(cfg, bridge)
+        log.info("NUT Bridge %s started: %d UPS, config %s", __version__, len(bridge.devices),
+                 cfg.confdir or "embedded")
+        await stop.wait()
     log.info("Signal received, exiting")
     await bridge.stop()
     return 0
@@ -162,7 +165,13 @@ def _parse_listen(text: str) -> Listen:
     return Listen(host, port)
 
 
+def _early_exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str]) -> int:
+    # Until the event loop takes the signals over, a SIGTERM ends start-up with exit 0.
+    signal.signal(signal.SIGTERM, _early_exit)
     args = _parser().parse_args(argv)
     level = logging.INFO - 10 * args.debug + 10 * args.quiet
     _setup_logging(max(logging.DEBUG, min(logging.CRITICAL, level)))

@@ -1,8 +1,22 @@
 """upsd's network layer: listeners, connections, TLS upgrade, idle shedding.
 
 Thin by design: bytes go through the sans-IO tokenizer into :class:`Core` and
-its answers go back in one ``write`` per received chunk, so a LIST VAR leaves in
-one segment (upstream's per-line writes meet Nagle + delayed ACK).
+its answers go back in one ``write`` per turn, so a LIST VAR leaves in one
+segment (upstream's per-line writes meet Nagle + delayed ACK).
+
+No peer can silence the others (docs/architecture.md, "Hostile clients"):
+
+* a connection gets a *turn* of at most SLICE_LINES requests or SLICE_BYTES
+  scanned; what is left waits, with its socket not read, behind every other
+  connection that is ready (``call_soon``), so one flooding client costs the
+  others one slice of latency, not its whole backlog;
+* nothing grows without bound: the backlog is at most one read, answers at most
+  one write buffer (reading stops while the client does not read), decrypted
+  data during a TLS handshake at most EARLY_LIMIT;
+* input that upstream discards or refuses (parse errors, lines without an end,
+  unknown commands, commands sent without credentials) draws on a per-connection
+  WASTE budget; a client that keeps flooding past it is disconnected;
+* everything a peer can trigger per line is logged once per peer per minute.
 """
 
 from __future__ import annotations
@@ -18,15 +32,35 @@ from typing import cast
 
 from ..config.upsd_conf import Listen, UpsdConf
 from ..protocol.tokenizer import ParseError, Tokenizer
+from ..ratelog import RateLimitedLog
 from ..state import Device
 from .core import Core, Session
 
 log = logging.getLogger("nutbridge.upsd")
+peer_log = RateLimitedLog(log)
 
 IDLE_TIMEOUT = float(os.environ.get("NUTBRIDGE_IDLE_TIMEOUT", "60"))  # upstream: 60 s
 SWEEP_INTERVAL = 2.0  # upstream's main loop granularity
 WRITE_HIGH_WATER = 256 * 1024
 PUSH_BUFFER_LIMIT = 1024 * 1024  # a push subscriber this far behind is dropped
+# One turn of a connection: at most SLICE_LINES requests, SLICE_BYTES scanned or
+# SLICE_SECONDS of work, checked after every CHUNK bytes (the tokenizer's worst
+# case, a token every few bytes, is a few MB/s: a chunk is then ~2 ms).
+SLICE_LINES = 64
+SLICE_BYTES = 64 * 1024
+SLICE_SECONDS = 0.001
+CHUNK = 16 * 1024
+# Waste budget (bytes): a burst, refilled at a rate. A real client wastes a few
+# bytes a minute (a typo, a stale UPS name); upstream answers even a 1 MiB line
+# correctly, so one such line must pass (tests/test_fuzz.py); a client that keeps
+# sending lines like it, or garbage at any rate, is cut off within seconds.
+WASTE_BURST = 4 * 1024 * 1024
+WASTE_RATE = 64 * 1024  # per second
+EARLY_LIMIT = 64 * 1024  # requests a client may send before its TLS handshake completes
+# Answers that mean the client sent something upstream refuses whatever the
+# state of the UPS: they draw on the waste budget like unparsable input.
+_WASTE_ANSWERS = ("ERR UNKNOWN-COMMAND", "ERR INVALID-ARGUMENT", "ERR USERNAME-REQUIRED",
+                  "ERR PASSWORD-REQUIRED", "ERR ACCESS-DENIED", "ERR ALREADY-")
 
 
 class ListenError(Exception):
@@ -34,8 +68,8 @@ class ListenError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "_unsubs", "last", "server", "session",
-                 "tok", "transport")
+    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "_reading", "_scheduled", "_unsubs",
+                 "_waste", "_waste_at", "last", "server", "session", "tok", "transport")
 
     def __init__(self, server: Upsd) -> None:
         self.server = server
@@ -46,8 +80,12 @@ class Connection(asyncio.Protocol):
         self._paused = False  # the client is not reading its answers
         self._busy = False  # a TLS upgrade is running
         self._early = b""  # decrypted data that arrived before start_tls() returned
-        self._inbuf = b""  # received, not yet handled (only while paused)
+        self._inbuf = b""  # received, not yet handled (waiting for its next turn)
         self._inpos = 0
+        self._scheduled = False  # a turn is queued with call_soon
+        self._reading = True
+        self._waste = float(WASTE_BURST)  # what is left of the waste budget
+        self._waste_at = self.last
         self._unsubs: list[Callable[[], None]] = []  # push subscriptions
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,11 +98,13 @@ class Connection(asyncio.Protocol):
             addr = addr[7:]
         srv = self.server
         if not srv.conf.client_allowed(addr):
-            log.warning("Rejecting TCP connection from %s (not in ALLOW networks)", addr)
+            peer_log.log(logging.WARNING, addr, "allow",
+                         "Rejecting TCP connection from %s (not in ALLOW networks)", addr)
             transport.abort()
             return
         if srv.maxconn and len(srv.connections) >= srv.maxconn:
-            log.warning("Maximum number of connections (%d) reached; refusing %s", srv.maxconn, addr)
+            peer_log.log(logging.WARNING, "*", "maxconn",
+                         "Maximum number of connections (%d) reached; refusing %s", srv.maxconn, addr)
             transport.abort()
             return
         sock = transport.get_extra_info("socket")
@@ -80,42 +120,72 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._busy:
             # the client may send its first request in the same flight as the
-            # end of its handshake; keep it for when the upgrade completes
+            # end of its handshake; keep it (bounded) for when the upgrade completes
+            if len(self._early) + len(data) > EARLY_LIMIT:
+                self._flooded("before its TLS handshake completed")
+                return
             self._early += data
             return
         if self.session is None or self.transport is None:
             return
         self.last = time.monotonic()
-        if self._paused or self._inpos < len(self._inbuf):
+        if self._inpos < len(self._inbuf):
+            # a backlog waits for its turn; reading is paused, so this is at most
+            # the read that was under way
             self._inbuf = self._inbuf[self._inpos :] + data
-            self._inpos = 0
-            if not self._paused:
-                self._drain()
-            return
-        if self.transport.get_write_buffer_size() == 0 and data.count(b"\n") <= 64:
-            self._answer(data)  # the usual case: a few requests, answered at once
         else:
-            self._inbuf, self._inpos = data, 0
-            self._drain()
+            self._inbuf = data
+        self._inpos = 0
+        if not self._scheduled and not self._paused:
+            self._turn()
 
-    def _answer(self, data: bytes) -> None:
-        """Handle every complete line in ``data`` and send the answers in one write."""
+    def _turn(self) -> None:
+        """Answer up to one slice of the buffered requests, then yield the loop."""
+        self._scheduled = False
         s, t = self.session, self.transport
-        assert s is not None and t is not None
+        if s is None or t is None or t.is_closing():
+            return
         handle = self.server.core.handle
         out: list[str] = []
-        for ev in self.tok.feed(data):
-            if isinstance(ev, ParseError):
-                # upstream logs it, answers nothing and drops the rest of the read
-                log.info("Parse error on sock from %s: %s", s.addr, ev.message)
-                self.tok.reset()
-                self._inbuf, self._inpos = b"", 0
+        buf, pos = self._inbuf, self._inpos
+        lines_left, scanned = SLICE_LINES, 0
+        deadline = time.perf_counter() + SLICE_SECONDS
+        while pos < len(buf) and lines_left > 0 and scanned < SLICE_BYTES and not self._busy:
+            if scanned and time.perf_counter() > deadline:
                 break
-            out.append(handle(s, ev.words))
-            if s.close_after or s.start_tls:
-                self.tok.reset()
-                self._inbuf, self._inpos = b"", 0
+            chunk = buf if pos == 0 and len(buf) <= CHUNK else buf[pos : pos + CHUNK]
+            events, used = self.tok.feed_some(chunk, lines_left)
+            pos += used
+            scanned += used
+            lines_left -= len(events)
+            wasted = 0
+            stop = False
+            for ev in events:
+                if isinstance(ev, ParseError):
+                    # upstream logs it, answers nothing and drops the rest of the read
+                    peer_log.log(logging.INFO, s.addr, "parse", "Parse error on sock from %s: %s",
+                                 s.addr, ev.message)
+                    self.tok.reset()
+                    wasted += 1
+                    pos = len(buf)
+                    break
+                answer = handle(s, ev.words)
+                out.append(answer)
+                if answer.startswith(_WASTE_ANSWERS):
+                    wasted += 1
+                if s.close_after or s.start_tls:
+                    self.tok.reset()
+                    pos = len(buf)
+                    stop = True
+                    break
+            # bytes of this chunk that went to refused lines; a chunk without any
+            # complete line (a line too long, or never ended) counts whole
+            wasted_bytes = used * wasted // len(events) if events else used
+            if wasted_bytes and not self._spend(wasted_bytes):
+                return
+            if stop:
                 break
+        self._inbuf, self._inpos = (b"", 0) if pos >= len(buf) else (buf, pos)
         if out:
             t.write("".join(out).encode("utf-8", "replace"))
         if s.subscribe_to:
@@ -123,10 +193,46 @@ class Connection(asyncio.Protocol):
             s.subscribe_to = []
         if s.close_after:
             t.close()
-        elif s.start_tls:
+            return
+        if s.start_tls:
             s.start_tls = False
             self._busy = True
+            self._set_reading(True)  # the handshake needs the socket read
             asyncio.get_running_loop().create_task(self._upgrade())
+            return
+        if self._inpos < len(self._inbuf) and not self._paused and not t.is_closing():
+            # more to do: after every other connection that is ready
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._turn)
+        self._set_reading(not self._paused and self._inpos >= len(self._inbuf))
+
+    def _set_reading(self, on: bool) -> None:
+        t = self.transport
+        if on == self._reading or t is None or t.is_closing():
+            return
+        self._reading = on
+        if on:
+            t.resume_reading()
+        else:
+            t.pause_reading()
+
+    def _spend(self, nbytes: int) -> bool:
+        """Draw on the waste budget; False (and the connection dropped) when it is gone."""
+        now = time.monotonic()
+        self._waste = min(float(WASTE_BURST), self._waste + (now - self._waste_at) * WASTE_RATE) - nbytes
+        self._waste_at = now
+        if self._waste >= 0:
+            return True
+        self._flooded("with input upsd refuses")
+        return False
+
+    def _flooded(self, how: str) -> None:
+        addr = self.session.addr if self.session else "?"
+        peer_log.log(logging.WARNING, addr, "flood", "Disconnecting %s: it kept sending %s past its budget",
+                     addr, how)
+        self._inbuf, self._inpos, self._early = b"", 0, b""
+        if self.transport is not None:
+            self.transport.abort()
 
     def _subscribe(self, devices: list[Device]) -> None:
         """Push extension: a snapshot now, then one batch per device change."""
@@ -154,46 +260,17 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.write(core.update_batch(dev, None).encode("utf-8", "replace"))
 
-    def _drain(self) -> None:
-        """Answer buffered requests while the client reads its answers.
-
-        A client that pipelines requests but never reads gets at most one
-        write-buffer's worth of answers; the rest of its input waits (and its
-        socket is not read) until it catches up, so memory stays bounded.
-        """
-        t = self.transport
-        while t is not None and self.session is not None and self._inpos < len(self._inbuf):
-            if t.get_write_buffer_size() > WRITE_HIGH_WATER or t.is_closing() or self._busy:
-                break
-            i = self._inbuf.find(b"\n", self._inpos, self._inpos + 65536)
-            end = len(self._inbuf) if i < 0 else i + 1
-            if i < 0 and end - self._inpos > 65536:
-                end = self._inpos + 65536
-            # about 64 requests at a time: one write each, without a big join
-            for _ in range(63):
-                j = self._inbuf.find(b"\n", end, end + 4096)
-                if j < 0:
-                    break
-                end = j + 1
-            piece = self._inbuf[self._inpos : end]
-            self._inpos = end
-            self._answer(piece)
-            t = self.transport
-        if self._inpos >= len(self._inbuf):
-            self._inbuf, self._inpos = b"", 0
-
     def pause_writing(self) -> None:
         if self.transport is not None and not self._paused:
             self._paused = True
-            self.transport.pause_reading()
+            self._set_reading(False)
 
     def resume_writing(self) -> None:
         if self.transport is None or not self._paused:
             return
         self._paused = False
-        self._drain()
-        if not self._paused and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        if not self._scheduled:
+            self._turn()
 
     def connection_lost(self, exc: Exception | None) -> None:
         for unsub in self._unsubs:
@@ -222,6 +299,7 @@ class Connection(asyncio.Protocol):
         self.transport = new
         self.session.tls = True
         self._busy = False
+        self._reading = True
         if self._early:
             early, self._early = self._early, b""
             self.data_received(early)
