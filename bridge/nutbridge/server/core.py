@@ -46,6 +46,10 @@ _TRACKING_TEXT = {
     4: "ERR INVALID-ARGUMENT\n",
 }
 
+# Answers to repeated GET VAR lines kept (all forgotten when full: an attacker asking
+# for endless names only costs itself the cache).
+ANSWER_CACHE_MAX = 1024
+
 # LIST EVENT (docs/events.md): records sent when no count is given, and at most
 EVENTS_DEFAULT = 100
 EVENTS_MAX = 1000
@@ -111,6 +115,11 @@ class Core:
         self.sessions: dict[Session, None] = {}
         # refusals a client can repeat on every line are logged once per peer per minute
         self.peer_log = RateLimitedLog(log)
+        # GET VAR answers by exact request line: (answer, device, its generation, stale
+        # deadline). Pollers repeat the same lines; the device's generation bumps on any
+        # change, so a hit is the answer handle() would give now (docs/architecture.md).
+        self.answers: dict[bytes, tuple[bytes, Device, int, float]] = {}
+        self.cacheable: tuple[Device, float] | None = None  # set by the last handle()
         self.tracking: dict[str, tuple[int, float]] = {}
         self.tracking_global = False
         self.history: History | None = None  # set by the bridge: records actions, serves LIST EVENT
@@ -152,7 +161,17 @@ class Core:
             self.tracking_global = any(x.tracking for x in self.sessions)
 
     # ---- dispatch -----------------------------------------------------------
+    def remember(self, line: bytes, answer: bytes) -> None:
+        """Keep ``answer`` for ``line`` when the last handle() said it may be reused."""
+        if self.cacheable is None:
+            return
+        dev, until = self.cacheable
+        if len(self.answers) >= ANSWER_CACHE_MAX:
+            self.answers.clear()
+        self.answers[line] = (answer, dev, dev.generation, until)
+
     def handle(self, s: Session, words: tuple[str, ...]) -> str:
+        self.cacheable = None
         if not words:
             return _err("UNKNOWN-COMMAND")
         name = words[0].upper()
@@ -175,11 +194,13 @@ class Core:
 
     def add_device(self, dev: Device) -> None:
         """A UPS added by a reload of ups.conf (served from now on, in LIST UPS order)."""
+        self.answers.clear()
         self.devices.append(dev)
         self._by_name[dev.name.lower()] = dev
 
     def remove_device(self, dev: Device) -> None:
         """A UPS dropped by a reload of ups.conf: UNKNOWN-UPS from now on."""
+        self.answers.clear()
         self.devices = [d for d in self.devices if d is not dev]
         if self._by_name.get(dev.name.lower()) is dev:
             del self._by_name[dev.name.lower()]
@@ -426,11 +447,22 @@ class Core:
         if low == "ups.status":
             if dev.get("ups.status") is None and dev.driver_state is not DriverState.WAIT and not dev.fsd:
                 return _err("VAR-NOT-SUPPORTED")
+            self._may_cache(dev)
             return clip(f'VAR {upsname} {varname} "{encode(dev.served_status())}"\n')
         var = dev.get(varname)
         if var is None:
             return _err("VAR-NOT-SUPPORTED")
+        self._may_cache(dev)
         return clip(f'VAR {upsname} {varname} "{encode(var.value)}"\n')
+
+    def _may_cache(self, dev: Device) -> None:
+        # Valid until the device changes (generation) or, with fresh data, until it
+        # would turn stale by age (availability()'s rule); WAIT has no deadline.
+        st = dev.driver_state
+        if st is DriverState.OK:
+            self.cacheable = (dev, dev.last_heard + self.conf.maxage + 1)
+        elif st is DriverState.WAIT:
+            self.cacheable = (dev, float("inf"))
 
     # ---- LIST ---------------------------------------------------------------
     def _list(self, s: Session, a: tuple[str, ...]) -> str:

@@ -128,7 +128,13 @@ class Connection(asyncio.Protocol):
             return
         if self.session is None or self.transport is None:
             return
-        self.last = time.monotonic()
+        self.last = now = time.monotonic()
+        if not self._scheduled and not self._paused and self._inpos >= len(self._inbuf):
+            # A lone repeated GET VAR line: its answer from the cache (Core.answers).
+            hit = self.server.core.answers.get(data)
+            if hit is not None and hit[2] == hit[1].generation and now <= hit[3] and not self.tok.pending:
+                self.transport.write(hit[0])
+                return
         if self._inpos < len(self._inbuf):
             # a backlog waits for its turn; reading is paused, so this is at most
             # the read that was under way
@@ -148,6 +154,7 @@ class Connection(asyncio.Protocol):
         handle = self.server.core.handle
         out: list[str] = []
         buf, pos = self._inbuf, self._inpos
+        clean_start = pos == 0 and not self.tok.pending  # buf may be a whole request line
         lines_left, scanned = SLICE_LINES, 0
         deadline = time.perf_counter() + SLICE_SECONDS
         while pos < len(buf) and lines_left > 0 and scanned < SLICE_BYTES and not self._busy:
@@ -187,7 +194,11 @@ class Connection(asyncio.Protocol):
                 break
         self._inbuf, self._inpos = (b"", 0) if pos >= len(buf) else (buf, pos)
         if out:
-            t.write("".join(out).encode("utf-8", "replace"))
+            data = "".join(out).encode("utf-8", "replace")
+            if (clean_start and len(out) == 1 and pos == len(buf) and len(buf) < 1024
+                    and self.server.core.cacheable and buf[-1:] == b"\n" and not self.tok.pending):
+                self.server.core.remember(buf, data)  # exactly one whole line in, one answer out
+            t.write(data)
         if s.subscribe_to:
             self._subscribe(s.subscribe_to)
             s.subscribe_to = []
