@@ -15,7 +15,9 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..config.parser import ConfigError
@@ -107,8 +109,8 @@ async def _serve(cfg: BridgeConfig, family: int) -> int:
         loop.add_signal_handler(signal.SIGUSR2, bridge.hooks.killpower)
     if not stop.is_set():
         _banner(cfg, bridge)
-        log.info("NUT Bridge %s started: %d UPS, config %s", __version__, len(bridge.devices),
-                 cfg.confdir or "embedded")
+        log.info("NUT Bridge %s started: %d UPS, config %s, event loop %s", __version__, len(bridge.devices),
+                 cfg.confdir or "embedded", type(loop).__module__.split(".")[0])
         await stop.wait()
     log.info("Signal received, exiting")
     await bridge.stop()
@@ -165,6 +167,20 @@ def _parse_listen(text: str) -> Listen:
     return Listen(host, port)
 
 
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, on uvloop when it is installed (a default dependency where it has
+    wheels): it roughly halves the loop's cost per request. NUTBRIDGE_UVLOOP=0: asyncio's."""
+    if os.environ.get("NUTBRIDGE_UVLOOP", "1").strip() not in ("0", "false", "no", "off"):
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            log.debug("event loop: uvloop %s", getattr(uvloop, "__version__", "?"))
+            return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
 def _early_exit(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -194,7 +210,7 @@ def main(argv: list[str]) -> int:
     cfg.monitor = args.monitor
     family = socket.AF_INET if args.ipv4 else socket.AF_INET6 if args.ipv6 else 0
     try:
-        return asyncio.run(_serve(cfg, family))
+        return _run(_serve(cfg, family))
     except ssl.SSLError as exc:
         sys.stderr.write(f"nutbridge: {cfg.upsd.path}: CERTFILE {cfg.upsd.certfile}: {exc}\n")
         return 2
