@@ -68,6 +68,8 @@ help:
 	@echo "make bench-usb [BENCH_ARGS=--quick] usbhid-ups event/recovery times -> docs/benchmarks.md"
 	@echo "make bench-serial [BENCH_ARGS=--quick] serial driver fault recovery, bridge vs C -> docs/benchmarks.md"
 	@echo "make bench-snmp [BENCH_ARGS=--quick] 100 snmpsim UPS agents polled by one bridge -> docs/benchmarks.md"
+	@echo "make bench-hostile [BENCH_ARGS=--quick] flooding clients vs a poller, bridge vs C -> docs/benchmarks.md"
+	@echo "make bench-tokenizer [BENCH_ARGS=--quick] cost per input byte, in process and vs C -> docs/benchmarks.md"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
@@ -228,6 +230,18 @@ bench-serial: $(STAMP_TEST)
 .PHONY: bench-snmp
 bench-snmp: $(STAMP_TEST)
 	$(VPY) benchmarks/snmp_scale.py $(BENCH_ARGS)
+
+# Hostile load (issue 12): 5,000 idle + 50 hostile connections per payload class while a
+# poller measures answers, bridge and C upsd side by side (writes the "Hostile load" section;
+# ~10 min, BENCH_ARGS=--quick ~4 min). Not part of `make test` (tests/test_hostile.py is).
+.PHONY: bench-hostile bench-tokenizer
+bench-hostile: $(STAMP_TEST)
+	$(VPY) benchmarks/hostile.py $(BENCH_ARGS)
+
+# What a byte of each kind of input costs: the tokenizer in process (before/after, 1 vs 8 MiB)
+# and end to end beside the C upsd (writes "Tokenizer: cost per input byte"; ~2 min).
+bench-tokenizer: $(STAMP_TEST)
+	$(VPY) benchmarks/tokenizer.py $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- HACS release asset
 # dist/nut_bridge.zip: the integration plus a copy of the nutbridge modules it imports, with

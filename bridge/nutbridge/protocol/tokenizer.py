@@ -68,15 +68,32 @@ _SKIP = re.compile(
     rb')*+'
 ).match
 
-# Complete lines of bare words, '=' and quoted words without escapes, '#' or a
-# newline inside: nearly all that clients send, and most garbage. Their words
-# come from one C-level split or findall per line instead of the machine; bytes
-# that _add() drops are removed per word with bytes.translate.
-_SIMPLE_LINES = re.compile(
-    rb'(?:(?:[ \t\r\v\f]++|=|"[^"#\\\n]*+"|[^ \t\r\v\f\n"#=\\][^ \t\r\v\f\n#=\\]*+)*+\n)*+'
-).match
-_SIMPLE_WORDS = re.compile(rb'"([^"]*)"|(=)|([^ \t\r\v\f"=][^ \t\r\v\f=]*)').findall
+# Complete lines of bare words, '=' and quoted words without '#' inside: nearly
+# all that clients send, and most garbage. Their words come from one C-level
+# split or findall per line instead of the machine; escapes are resolved and
+# bytes that _add() drops removed per word (re.split + join, bytes.translate).
+_SIMPLE_LINE = (rb'(?:[ \t\r\v\f]++|='
+                rb'|"[^"#\\]*+(?:\\[\x00-\xff][^"#\\]*+)*+"'
+                rb'|(?:[^ \t\r\v\f\n"#=\\]|\\[\x00-\xff])[^ \t\r\v\f\n#=\\]*+'
+                rb'(?:\\[\x00-\xff][^ \t\r\v\f\n#=\\]*+)*+)*+\n')
+_SIMPLE_LINES = re.compile(rb"(?:" + _SIMPLE_LINE + rb")*+").match
+# A quoted word or an escape may hold a newline (it does not end the line): then
+# lines are cut by this pattern instead of at every newline.
+_SIMPLE_LINE_ITER = re.compile(_SIMPLE_LINE).finditer
+_SIMPLE_WORDS = re.compile(
+    rb'"([^"\\]*+(?:\\[\x00-\xff][^"\\]*+)*+)"|(=)'
+    rb'|((?:[^ \t\r\v\f"=\\]|\\[\x00-\xff])[^ \t\r\v\f=\\]*+(?:\\[\x00-\xff][^ \t\r\v\f=\\]*+)*+)'
+).findall
 _HAS_DROPPED = re.compile(rb"[^\t\n\v\f\r\x20-\x7f]").search
+
+
+def _unescape(word: bytes) -> bytes:
+    """Resolve the backslash pairs of a word that _SIMPLE_WORDS matched (so its
+    backslashes pair up left to right, as bytes.replace scans)."""
+    if b"\x00" in word:
+        return b"".join(_UNESCAPE(word))
+    # escaped backslashes parked on NUL (dropped later anyway), lone escape bytes removed
+    return word.replace(b"\\\\", b"\x00").replace(b"\\", b"").replace(b"\x00", b"\\")
 
 
 def _end(m: re.Match[bytes] | None) -> int:
@@ -154,7 +171,7 @@ class Tokenizer:
                 e += 1  # do not cut a backslash pair
                 piece = data[i:e]
             if b"\\" in piece:
-                piece = b"".join(_UNESCAPE(piece))
+                piece = _unescape(piece)
             self._word += piece.translate(None, _DROPPED)[:room]
             i = e
 
@@ -173,16 +190,29 @@ class Tokenizer:
     @staticmethod
     def _simple(region: bytes, max_events: int) -> tuple[list[Event], int]:
         """Lines of a _SIMPLE_LINES region, at most ``max_events``; bytes consumed."""
-        lines = region.split(b"\n", max_events)
-        rest = lines.pop()
+        escapes = b"\\" in region
+        if escapes or b'"' in region:
+            lines = []
+            end = 0
+            for m in _SIMPLE_LINE_ITER(region):
+                lines.append(m.group()[:-1])
+                end = m.end()
+                if len(lines) >= max_events:
+                    break
+            rest = region[end:]
+        else:
+            lines = region.split(b"\n", max_events)
+            rest = lines.pop()
         out: list[Event] = []
         clean = _HAS_DROPPED(region) is None
         for raw in lines:
-            if b'"' in raw or b"=" in raw:
+            if escapes or b'"' in raw or b"=" in raw:
                 # blanks inside quotes are control bytes too: always filtered here
                 parts = [q or eq or w for q, eq, w in _SIMPLE_WORDS(raw)]
                 if len(parts) > MAX_ARGS:
                     del parts[MAX_ARGS:]
+                if escapes:
+                    parts = [_unescape(w) if b"\\" in w else w for w in parts]
                 words = [w.translate(None, _DROPPED).decode("ascii") for w in parts]
             else:
                 parts = raw.split()  # bytes.split(): exactly the ASCII blanks

@@ -6,10 +6,12 @@ segment (upstream's per-line writes meet Nagle + delayed ACK).
 
 No peer can silence the others (docs/architecture.md, "Hostile clients"):
 
-* a connection gets a *turn* of at most SLICE_LINES requests or SLICE_BYTES
-  scanned; what is left waits, with its socket not read, behind every other
-  connection that is ready (``call_soon``), so one flooding client costs the
-  others one slice of latency, not its whole backlog;
+* a small read on an idle connection (a real client's requests) is answered at
+  once; big reads and backlogs are served in *turns* (SLICE_LINES requests,
+  SLICE_BYTES or SLICE_SECONDS) from one round-robin queue that gets at most
+  HEAVY_SECONDS per pass of the event loop, their sockets not read meanwhile,
+  so flooding clients share a small part of each pass and everyone else is
+  served in the rest;
 * nothing grows without bound: the backlog is at most one read, answers at most
   one write buffer (reading stops while the client does not read), decrypted
   data during a TLS handshake at most EARLY_LIMIT;
@@ -27,6 +29,7 @@ import os
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -45,11 +48,17 @@ WRITE_HIGH_WATER = 256 * 1024
 PUSH_BUFFER_LIMIT = 1024 * 1024  # a push subscriber this far behind is dropped
 # One turn of a connection: at most SLICE_LINES requests, SLICE_BYTES scanned or
 # SLICE_SECONDS of work, checked after every CHUNK bytes (the tokenizer's worst
-# case, a token every few bytes, is a few MB/s: a chunk is then ~2 ms).
+# case, a token every few bytes, is several MB/s: a chunk is then about 1 ms).
 SLICE_LINES = 64
 SLICE_BYTES = 64 * 1024
-SLICE_SECONDS = 0.001
-CHUNK = 16 * 1024
+SLICE_SECONDS = 0.0005
+CHUNK = 8 * 1024
+# A read of at most LIGHT_BYTES on a connection with nothing pending (what real
+# clients send) is answered at once. Bigger reads and backlogs wait in one
+# round-robin queue that gets HEAVY_SECONDS of each pass of the event loop in all,
+# so fifty flooding clients cost a poller a few milliseconds, not fifty turns.
+LIGHT_BYTES = 4096
+HEAVY_SECONDS = 0.002
 # Waste budget (bytes): a burst, refilled at a rate. A real client wastes a few
 # bytes a minute (a typo, a stale UPS name); upstream answers even a 1 MiB line
 # correctly, so one such line must pass (tests/test_fuzz.py); a client that keeps
@@ -142,8 +151,12 @@ class Connection(asyncio.Protocol):
         else:
             self._inbuf = data
         self._inpos = 0
-        if not self._scheduled and not self._paused:
+        if self._scheduled or self._paused:
+            return
+        if len(self._inbuf) <= LIGHT_BYTES:
             self._turn()
+        else:
+            self.server.queue(self)
 
     def _turn(self) -> None:
         """Answer up to one slice of the buffered requests, then yield the loop."""
@@ -212,10 +225,9 @@ class Connection(asyncio.Protocol):
             asyncio.get_running_loop().create_task(self._upgrade())
             return
         if self._inpos < len(self._inbuf) and not self._paused and not t.is_closing():
-            # more to do: after every other connection that is ready
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._turn)
-        self._set_reading(not self._paused and self._inpos >= len(self._inbuf))
+            self.server.queue(self)  # more to do: in the shared queue
+        else:
+            self._set_reading(not self._paused and self._inpos >= len(self._inbuf))
 
     def _set_reading(self, on: bool) -> None:
         t = self.transport
@@ -280,8 +292,12 @@ class Connection(asyncio.Protocol):
         if self.transport is None or not self._paused:
             return
         self._paused = False
-        if not self._scheduled:
-            self._turn()
+        if self._scheduled:
+            return
+        if self._inpos < len(self._inbuf):
+            self.server.queue(self)
+        else:
+            self._set_reading(True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for unsub in self._unsubs:
@@ -328,6 +344,32 @@ class Upsd:
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: list[tuple[str, int]] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self.heavy: deque[Connection] = deque()  # connections with work left, round robin
+        self._heavy_pending = False
+
+    def queue(self, conn: Connection) -> None:
+        """Give ``conn`` turns from the shared queue; its socket is not read meanwhile."""
+        conn._scheduled = True
+        conn._set_reading(False)
+        self.heavy.append(conn)
+        if not self._heavy_pending:
+            self._heavy_pending = True
+            asyncio.get_running_loop().call_soon(self._run_heavy)
+
+    def _run_heavy(self) -> None:
+        """One pass's share of the queue: turns, round robin, for HEAVY_SECONDS."""
+        self._heavy_pending = False
+        q = self.heavy
+        deadline = time.perf_counter() + HEAVY_SECONDS
+        while q:
+            conn = q.popleft()
+            conn._scheduled = False
+            conn._turn()  # re-queues itself while it has work left
+            if time.perf_counter() > deadline:
+                break
+        if q and not self._heavy_pending:
+            self._heavy_pending = True
+            asyncio.get_running_loop().call_soon(self._run_heavy)
 
     def _factory(self) -> Callable[[], Connection]:
         return lambda: Connection(self)
@@ -383,6 +425,7 @@ class Upsd:
                     c.transport.close()
 
     async def close(self) -> None:
+        self.heavy.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for srv in self.servers:
