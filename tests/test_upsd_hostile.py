@@ -108,7 +108,7 @@ def test_flood_of_refused_input_is_cut_off_and_logged_once(tmp_path: Path) -> No
         total = 4 * upsd_mod.WASTE_BURST
         for unit in (b"A" * 65536, b"\x01 \x02\n" * 16384, b"NOPE\n" * 13000):
             sent, how = flood(cfg.port, unit, total)
-            assert how == "reset", f"{unit[:8]!r}: a client sending {sent} bytes of refused input was not cut off"
+            assert how == "reset", f"{unit[:8]!r}: sent {sent} bytes of refused input and was not cut off"
             assert sent < total
             assert poll(cfg.port) == GOOD
         log = br.log()

@@ -1,4 +1,4 @@
-"""The HACS release zip (scripts/build_hacs.py) works where nut-bridge is not installed.
+"""The HACS release zip (scripts/build_hacs.py) works where nutbridge-ups is not installed.
 
 The zip is built, extracted into a fresh Home Assistant config directory, and used from a
 separate Python process in which importing ``nutbridge`` raises ImportError and this

@@ -71,6 +71,10 @@ class SimThread(Generic[D]):
         """Run a coroutine on the simulator's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
+    def submit(self, coro: Any) -> Future[Any]:
+        """Start a coroutine on the simulator's loop without waiting (``cancel()`` stops it)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
     def call(self, fn: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
         """Call ``fn(*args)`` on the simulator's loop thread and return its result."""
         fut: Future[T] = Future()

@@ -8,7 +8,19 @@ import os
 import socket
 import ssl
 
-from .errors import CONNECTION_FAILURE, NO_SUCH_HOST, SERVER_DISCONNECTED, TIMEOUT, NutError
+from .errors import (
+    CONNECTION_FAILURE,
+    NO_SUCH_HOST,
+    PROTOCOL_ERROR,
+    SERVER_DISCONNECTED,
+    TIMEOUT,
+    NutError,
+)
+
+# Longest answer line accepted (newline excluded). upsd never sends more than 512 bytes
+# (NUT_NET_ANSWER_MAX) and NUT's clients read into 512-byte buffers; 8x that leaves room
+# for other servers while a line that never ends costs at most ~2x this in the reader.
+MAX_LINE = 4096
 
 
 class Connection:
@@ -29,7 +41,7 @@ class Connection:
         for *_, addr in infos:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(str(addr[0]), int(addr[1])), timeout
+                    asyncio.open_connection(str(addr[0]), int(addr[1]), limit=MAX_LINE), timeout
                 )
             except TimeoutError:
                 last = NutError(CONNECTION_FAILURE, detail=os.strerror(errno.ETIMEDOUT))
@@ -39,20 +51,34 @@ class Connection:
                 return cls(reader, writer)
         raise last
 
-    async def write(self, data: bytes) -> None:
+    @property
+    def closing(self) -> bool:
+        """True once the connection gave up (e.g. after an oversize line): drop it."""
+        return self.writer.is_closing()
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
         try:
             self.writer.write(data)
-            await self.writer.drain()
+            await asyncio.wait_for(self.writer.drain(), timeout)
+        except TimeoutError as exc:  # the server stopped reading
+            raise NutError(TIMEOUT) from exc
         except (OSError, RuntimeError) as exc:
             raise NutError(SERVER_DISCONNECTED) from exc
 
     async def readline(self, timeout: float | None) -> str:
-        """One answer line without its newline; a line cut by EOF is a disconnect."""
+        """One answer line without its newline; a line cut by EOF is a disconnect.
+
+        A line longer than :data:`MAX_LINE` raises PROTOCOL-ERROR and closes the
+        connection (the reader has dropped what it buffered, so the stream is out of step).
+        """
         try:
             data = await asyncio.wait_for(self.reader.readline(), timeout)
         except TimeoutError as exc:
             raise NutError(TIMEOUT) from exc
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:  # StreamReader's limit (LimitOverrunError) was hit
+            self.writer.close()
+            raise NutError(PROTOCOL_ERROR, detail=f"answer line longer than {MAX_LINE} bytes") from exc
+        except OSError as exc:
             raise NutError(SERVER_DISCONNECTED) from exc
         if not data.endswith(b"\n"):
             raise NutError(SERVER_DISCONNECTED)

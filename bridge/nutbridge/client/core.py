@@ -5,6 +5,11 @@ tasks. Answers are checked the way NUT's own client library checks them: a GET
 answer must echo the query words (case-insensitively) and a LIST must open with
 ``BEGIN LIST <query>``, carry the query words on every item and end at
 ``END LIST``. Anything else raises ``NutError(PROTOCOL-ERROR)``.
+
+Whatever the server sends, memory and time stay bounded: an answer line longer
+than ``connection.MAX_LINE`` is a PROTOCOL-ERROR; a LIST must end within
+``timeout`` seconds (TIMEOUT) and :data:`MAX_LIST_BYTES` (PROTOCOL-ERROR). Either
+way the connection is dropped, since the rest of the answer would be out of step.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ from typing import Any, TypeVar
 
 from ..protocol.wire import parse_answer, request
 from .connection import Connection
-from .errors import PROTOCOL_ERROR, SERVER_DISCONNECTED, TLS_ERROR, NutError
+from .errors import PROTOCOL_ERROR, SERVER_DISCONNECTED, TIMEOUT, TLS_ERROR, NutError
 from .tls import TLSMode, TLSOptions
 
 DEFAULT_PORT = 3493
 DEFAULT_TIMEOUT = 10.0
 # NUT's client waits this long for "OK Goodbye" when disconnecting.
 LOGOUT_TIMEOUT = 5.0
+# A LIST answer larger than this (lines with their newlines) is refused: the biggest real
+# ones (LIST VAR of a 48-outlet PDU, LIST EVENT 1000) are well under 1 MiB, and a server
+# that never sends END LIST must not grow the client without limit.
+MAX_LIST_BYTES = 1 << 20
 # Requests that may be repeated on a new connection without side effects.
 _RETRY_SAFE = {"GET": True, "LIST": True, "VER": True, "NETVER": True, "PROTVER": True, "HELP": True}
 
@@ -40,6 +49,14 @@ class Session:
     login: str | None = None
     tracking: bool = False
     extra: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ListBudget:
+    """What one LIST answer may still take: until ``deadline`` (loop time), this many bytes."""
+
+    deadline: float
+    bytes_left: int = MAX_LIST_BYTES
 
 
 def _split(line: str) -> tuple[str, ...]:
@@ -134,7 +151,7 @@ class NutClient:
             if self._conn is None:
                 return
             try:
-                await self._conn.write(b"LOGOUT\n")
+                await self._conn.write(b"LOGOUT\n", LOGOUT_TIMEOUT)
                 await self._conn.readline(LOGOUT_TIMEOUT)
             except NutError:
                 pass
@@ -163,21 +180,37 @@ class NutClient:
     async def _exchange(self, data: bytes) -> str:
         conn = self._require()
         try:
-            await conn.write(data)
+            await conn.write(data, self.timeout)
             return await conn.readline(self.timeout)
         except NutError as exc:
-            if exc.disconnected:
+            if exc.disconnected or conn.closing:
                 await self._drop()
             raise
 
-    async def _readline(self) -> str:
+    async def _readline(self, timeout: float | None = None) -> str:
         conn = self._require()
         try:
-            return await conn.readline(self.timeout)
+            return await conn.readline(self.timeout if timeout is None else timeout)
         except NutError as exc:
-            if exc.disconnected:
+            if exc.disconnected or conn.closing:
                 await self._drop()
             raise
+
+    def _list_budget(self) -> _ListBudget:
+        return _ListBudget(asyncio.get_running_loop().time() + self.timeout)
+
+    async def _list_line(self, budget: _ListBudget) -> str:
+        """The next line of a LIST answer, within the LIST's time and size budget."""
+        left = budget.deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            await self._drop()
+            raise NutError(TIMEOUT, detail=f"LIST not complete after {self.timeout:g}s")
+        line = await self._readline(left)
+        budget.bytes_left -= len(line) + 1
+        if budget.bytes_left < 0:
+            await self._drop()
+            raise NutError(PROTOCOL_ERROR, detail=f"LIST answer larger than {MAX_LIST_BYTES} bytes")
+        return line
 
     async def _run(self, op: Callable[[NutClient], Awaitable[T]], retry: bool = False) -> T:
         """Run one request under the lock. ``retry`` marks requests that are safe
@@ -229,13 +262,14 @@ class NutClient:
         data = request("LIST", *query)
 
         async def op(c: NutClient) -> list[tuple[str, ...]]:
+            budget = c._list_budget()
             first = await c._exchange(data)
             check_err(first)
             if not _echoes(_split(first), ("BEGIN", "LIST", *query)):
                 raise NutError(PROTOCOL_ERROR, answer=first)
             items: list[tuple[str, ...]] = []
             while True:
-                line = await c._readline()
+                line = await c._list_line(budget)
                 words = _split(line)
                 if words[:2] == ("END", "LIST"):
                     return items
@@ -365,6 +399,7 @@ class NutClient:
         data = request("LIST", *head, *(() if count is None else (str(count),)))
 
         async def op(c: NutClient) -> list[dict[str, Any]]:
+            budget = c._list_budget()
             first = await c._exchange(data)
             if first in ("ERR INVALID-ARGUMENT", "ERR UNKNOWN-COMMAND"):
                 # our request is well-formed: the server does not know LIST EVENT
@@ -374,7 +409,7 @@ class NutClient:
                 raise NutError(PROTOCOL_ERROR, answer=first)
             events: list[dict[str, Any]] = []
             while True:
-                line = await c._readline()
+                line = await c._list_line(budget)
                 words = _split(line)
                 if words[:2] == ("END", "LIST"):
                     return events

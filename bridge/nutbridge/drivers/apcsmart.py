@@ -53,7 +53,29 @@ ALERTS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 #: bytes that carry no data for us anywhere: CR, "EEPROM changed", "check alarm register"
 IGNORED = frozenset(b"\r|&")
+#: longest reply line; APC's longest (the ^Z capabilities) are a few hundred bytes
 MAX_LINE = 512
+#: alert characters kept between two reads of them; a UPS sends one per event, so only a
+#: flood hits this (then the newest win: they carry the latest state)
+MAX_ALERTS = 64
+
+
+def _bytes_except(keep: bytes) -> bytes:
+    return bytes(sorted(set(range(256)) - set(keep)))
+
+
+def _mode(ignored: bytes, alerts: bytes, ends: bytes) -> tuple[bytes, bytes, bytes, re.Pattern[bytes]]:
+    """(bytes to delete, the alert bytes, every byte but the alerts, line-end pattern)."""
+    return ignored + alerts, alerts, _bytes_except(alerts), re.compile(b"[" + re.escape(ends) + b"]")
+
+
+_ALL_ALERTS = bytes(sorted(ALERTS))
+# per mode, see LineReader: what is dropped, what is an alert, what ends a line
+_MODES = {
+    "normal": _mode(bytes(sorted(IGNORED)), _ALL_ALERTS, b"\n*"),
+    "caps": _mode(bytes(sorted(IGNORED)), _ALL_ALERTS.replace(b"#", b""), b"\n*"),
+    "raw": _mode(b"\r", b"", b"\n"),
+}
 
 
 class LineReader:
@@ -61,7 +83,9 @@ class LineReader:
 
     ``caps`` mode is for the ``^Z`` reply, whose text legitimately contains
     ``#`` and the other alert characters. ``raw`` mode (for ``a``) keeps them
-    too. Lines longer than ``MAX_LINE`` are dropped and counted.
+    too. Lines longer than ``MAX_LINE`` are dropped and counted. The bytes are
+    scanned with ``bytes.translate`` and a regex, so the cost per byte is C's;
+    Python runs once per line.
     """
 
     def __init__(self) -> None:
@@ -72,34 +96,40 @@ class LineReader:
         self.mode = "normal"  # "normal", "caps" (^Z reply), "raw" (a reply)
 
     def feed(self, data: bytes) -> list[str]:
+        drop, alert_bytes, not_alerts, ends = _MODES[self.mode]
+        if alert_bytes:
+            found = data.translate(None, not_alerts)
+            if found:
+                self.alerts += found
+                if len(self.alerts) > MAX_ALERTS:
+                    del self.alerts[:-MAX_ALERTS]
+        data = data.translate(None, drop)
         lines: list[str] = []
-        for b in data:
-            if b == 0x0A or (b == ord("*") and self.mode != "raw"):
-                if b == ord("*") and self.buf:
-                    self.buf.append(b)  # "*" ends a line; alone it means "OK"
-                text = self.buf.decode("latin-1")
-                self.buf.clear()
-                if self._skipping:  # the tail of an oversize frame
-                    self._skipping = False
-                    continue
-                lines.append("OK" if b == ord("*") and text in ("", "*") else text)
+        start = 0
+        for m in ends.finditer(data):
+            self._add(data[start:m.start()])
+            start = m.end()
+            star = data[m.start()] == 0x2A  # "*" ends a line; alone it means "OK"
+            if star and self.buf:
+                self.buf.append(0x2A)
+            text = self.buf.decode("latin-1")
+            self.buf.clear()
+            if self._skipping:  # the tail of an oversize frame
+                self._skipping = False
                 continue
-            if b in IGNORED and self.mode != "raw":
-                continue
-            if b == 0x0D:
-                continue
-            if b in ALERTS and (self.mode == "normal" or (self.mode == "caps" and b != ord("#"))):
-                self.alerts.append(b)
-                continue
-            if self._skipping:
-                continue
-            if len(self.buf) >= MAX_LINE:
-                self.buf.clear()
-                self.dropped += 1
-                self._skipping = True
-                continue
-            self.buf.append(b)
+            lines.append("OK" if star and text in ("", "*") else text)
+        self._add(data[start:])
         return lines
+
+    def _add(self, chunk: bytes) -> None:
+        if self._skipping or not chunk:
+            return
+        if len(self.buf) + len(chunk) > MAX_LINE:
+            self.buf.clear()
+            self.dropped += 1
+            self._skipping = True
+            return
+        self.buf += chunk
 
     def take_alerts(self) -> list[int]:
         out, self.alerts = self.alerts, []

@@ -37,8 +37,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10101
 PROMPT = b"powerman> "
-# powermand's own limit for one request line (CP_LINEMAX); replies can be long too
-_LIMIT = 1 << 20
+#: Longest reply (up to the prompt) read from powermand; the reader never buffers much more.
+#: A status line per node is ~20 bytes, so this is room for tens of thousands of plugs.
+MAX_REPLY = 1 << 20
+#: Most node names one reply may expand to: powerman's biggest clusters have a few thousand
+#: nodes, and a thousand ``nX[0-99999]`` ranges must not cost a hundred million strings.
+MAX_NODES = 100_000
 _CONNECT_TIMEOUT = 5.0
 _QUERY_TIMEOUT = 10.0
 # on/off/cycle wait for the PDU itself; powermand's device scripts time out before this
@@ -85,20 +89,25 @@ class Reply:
         return [text for c, text in self.info if c == code]
 
 
+# a reply line ("NNN" or "NNN text"), and the first non-empty line that is not one
+_REPLY_LINE = re.compile(r"^(\d{3})(?: (.*))?$", re.M)
+_BAD_LINE = re.compile(r"^(?!\d{3}(?: |$)).+$", re.M)
+
+
 def parse_reply(data: bytes) -> Reply:
     """Split what came before a prompt into 3xx lines and the final 1xx/2xx line.
 
-    Raises :class:`PowermanError` (code 0) when there is no final line."""
+    Raises :class:`PowermanError` (code 0) when there is no final line. The lines
+    are checked and split by regex scans, so garbage costs C time per byte."""
     text = data.removesuffix(PROMPT).decode("utf-8", "replace")
+    lines = text.replace("\r", "")
+    bad = _BAD_LINE.search(lines)
+    if bad:
+        raise PowermanError(0, f"unexpected line {bad.group()!r}")
     info: list[tuple[int, str]] = []
     final: tuple[int, str] | None = None
-    for line in text.replace("\r", "").split("\n"):
-        if not line:
-            continue
-        m = re.match(r"^(\d{3})(?: (.*))?$", line)
-        if not m:
-            raise PowermanError(0, f"unexpected line {line!r}")
-        code, rest = int(m.group(1)), m.group(2) or ""
+    for code_text, rest in _REPLY_LINE.findall(lines):
+        code = int(code_text)
         if 300 <= code < 400:
             info.append((code, rest))
         else:
@@ -108,17 +117,19 @@ def parse_reply(data: bytes) -> Reply:
     return Reply(final[0], final[1], tuple(info))
 
 
-def expand_hostlist(text: str) -> list[str]:
+def expand_hostlist(text: str, limit: int = MAX_NODES) -> list[str]:
     """Expand powerman's compressed hostlists: ``t[0-2,4],n[08-10]x,a`` ->
     t0 t1 t2 t4 n08x n09x n10x a. Zero-padded bounds keep their width.
 
-    Raises ValueError on a malformed list."""
+    Raises ValueError on a malformed list, or one of more than ``limit`` names."""
     names: list[str] = []
     for item in _split_top(text.strip()):
         m = re.fullmatch(r"([^\[\]]*)\[([^\[\]]+)\]([^\[\]]*)", item)
         if m is None:
             if "[" in item or "]" in item:
                 raise ValueError(f"bad hostlist {text!r}")
+            if len(names) >= limit:
+                raise ValueError(f"hostlist of more than {limit} nodes")
             names.append(item)
             continue
         prefix, ranges, suffix = m.groups()
@@ -130,33 +141,31 @@ def expand_hostlist(text: str) -> list[str]:
             first, last = int(lo), int(hi) if sep else int(lo)
             if last < first or last - first > 100_000:
                 raise ValueError(f"bad range {rng!r} in hostlist {text!r}")
+            if len(names) + last - first >= limit:
+                raise ValueError(f"hostlist of more than {limit} nodes")
             names.extend(f"{prefix}{n:0{width}d}{suffix}" for n in range(first, last + 1))
     return names
 
 
+# brackets paired and not nested; an item runs between commas outside brackets
+_BRACKETS_OK = re.compile(r"(?:[^\[\]]|\[[^\[\]]*\])*")
+_ITEM = re.compile(r"(?:[^,\[]|\[[^\]]*\])+")
+
+
 def _split_top(text: str) -> list[str]:
-    """Split on commas that are not inside brackets."""
-    items, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "," and depth == 0:
-            items.append(cur)
-            cur = ""
-            continue
-        depth += (ch == "[") - (ch == "]")
-        if depth < 0 or depth > 1:
-            raise ValueError(f"bad hostlist {text!r}")
-        cur += ch
-    if depth:
+    """Split on commas that are not inside brackets (regex scans: no Python loop per byte)."""
+    if not _BRACKETS_OK.fullmatch(text):
         raise ValueError(f"bad hostlist {text!r}")
-    items.append(cur)
-    return [i.strip() for i in items if i.strip()]
+    return [i.strip() for i in _ITEM.findall(text) if i.strip()]
 
 
 def parse_nodes(reply: Reply) -> list[str]:
-    """Node names from a ``nodes`` reply, expanded or not."""
+    """Node names from a ``nodes`` reply, expanded or not (at most :data:`MAX_NODES`)."""
     nodes = [n.strip() for n in reply.lines(CP_INFO_XHOST) if n.strip()]
     for line in reply.lines(CP_INFO_HOSTS):
-        nodes.extend(expand_hostlist(line))
+        nodes.extend(expand_hostlist(line, MAX_NODES - len(nodes)))
+    if len(nodes) > MAX_NODES:
+        raise ValueError(f"more than {MAX_NODES} nodes")
     return nodes
 
 
@@ -168,11 +177,13 @@ def parse_status(reply: Reply) -> dict[str, str]:
         node, sep, state = line.rpartition(":")
         if sep:
             out[node.strip()] = _STATES.get(state.strip(), "unknown")
+    budget = MAX_NODES  # names expanded in this reply, duplicates included
     for line in reply.lines(CP_INFO_STATUS):
         state, sep, hosts = line.partition(":")
         if sep:
-            for node in expand_hostlist(hosts):
-                out[node] = _STATES.get(state.strip(), "unknown")
+            nodes = expand_hostlist(hosts, budget)
+            budget -= len(nodes)
+            out.update(dict.fromkeys(nodes, _STATES.get(state.strip(), "unknown")))
     return out
 
 
@@ -206,7 +217,7 @@ class PowermanClient:
         timeout = min(self.timeout, _CONNECT_TIMEOUT)
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=_LIMIT), timeout)
+                asyncio.open_connection(self.host, self.port, limit=MAX_REPLY), timeout)
             hello = parse_reply(await self._read(timeout))
         except (OSError, TimeoutError) as exc:
             await self.close()
@@ -290,10 +301,23 @@ class PowermanClient:
             try:
                 writer.write(b"quit\r\n")
                 await asyncio.wait_for(writer.drain(), 1.0)
-                await asyncio.wait_for(reader.read(), 1.0)  # "101 Goodbye", then EOF
-            except (OSError, TimeoutError, asyncio.LimitOverrunError):
+                await asyncio.wait_for(_until_eof(reader, _GOODBYE_MAX), 1.0)
+            except (OSError, TimeoutError):
                 pass
         await self.close()
+
+
+# "101 Goodbye" (and a prompt) is all a quitting powermand still sends: read no more
+_GOODBYE_MAX = 4096
+
+
+async def _until_eof(reader: asyncio.StreamReader, most: int) -> None:
+    """Read and drop input until EOF, or until ``most`` bytes came without one."""
+    while most > 0:
+        data = await reader.read(most)
+        if not data:
+            return
+        most -= len(data)
 
 
 class PowermanPDU(Driver):

@@ -8,7 +8,7 @@ and reopens it with backoff. So a link object lives as long as its driver, and
 ``open()`` may be called again after ``close()``.
 
 pyserial-asyncio-fast is imported lazily: it is an optional dependency
-(``pip install nut-bridge[serial]``) only those with serial UPSes need.
+(``pip install 'nutbridge-ups[serial]'``) only those with serial UPSes need.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from .base import DeviceError
 log = logging.getLogger(__name__)
 
 _PARITIES = {"N": "N", "E": "E", "O": "O", "M": "M", "S": "S"}
+#: Most input the link keeps unread; beyond it the oldest bytes are dropped (as a UART
+#: overruns). 8x the longest frame a serial driver reads (APC Smart: 512 bytes), and at
+#: 2400 baud 17 s of input, so only a flood (a pty, noise at a wrong speed) ever hits it.
+MAX_BUFFER = 4096
 
 
 class SerialTimeout(DeviceError):
@@ -36,9 +40,16 @@ class _Receiver(asyncio.Protocol):
         self.link = link
 
     def data_received(self, data: bytes) -> None:
-        if self.link._receiver is self:
-            self.link._buffer += data
-            self.link._changed.set()
+        link = self.link
+        if link._receiver is self:
+            buf = link._buffer
+            buf += data
+            if len(buf) > MAX_BUFFER:
+                del buf[:len(buf) - MAX_BUFFER]
+                if not link._overrun:  # count an overrun once, not once per chunk
+                    link._overrun = True
+                    link.counters["garbage"] += 1
+            link._changed.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # the transport reports a close late (after an executor flush): never let an
@@ -70,6 +81,7 @@ class SerialLink:
         self.counters: dict[str, int] = {"garbage": 0, "timeouts": 0, "reopens": 0}
         self._transport: Any = None  # serial_asyncio_fast.SerialTransport
         self._buffer = bytearray()
+        self._overrun = False  # bytes were dropped since the reader last took input
         self._changed = asyncio.Event()
         self._lost: str | None = None
         self._receiver: _Receiver | None = None
@@ -77,6 +89,11 @@ class SerialLink:
         self._line_warned = False
 
     # ---- life cycle ---------------------------------------------------------
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not read yet (at most :data:`MAX_BUFFER`)."""
+        return len(self._buffer)
+
     @property
     def is_open(self) -> bool:
         return self._transport is not None and self._lost is None
@@ -89,9 +106,10 @@ class SerialLink:
             import serial_asyncio_fast
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise DeviceError("serial drivers need pyserial-asyncio-fast "
-                              "(pip install 'nut-bridge[serial]')") from exc
+                              "(pip install 'nutbridge-ups[serial]')") from exc
         loop = asyncio.get_running_loop()
         self._buffer.clear()
+        self._overrun = False
         self._changed = asyncio.Event()
         self._lost = None
         receiver = self._receiver = _Receiver(self)
@@ -183,6 +201,7 @@ class SerialLink:
     async def read_until(self, terminator: bytes, timeout: float, max_len: int = 512) -> bytes:
         """Read up to and including ``terminator``. DeviceError on timeout/EOF/oversize."""
         self._check()
+        max_len = min(max_len, MAX_BUFFER)
         deadline = time.monotonic() + timeout
         while True:
             idx = self._buffer.find(terminator)
@@ -190,10 +209,12 @@ class SerialLink:
                 end = idx + len(terminator)
                 frame = bytes(self._buffer[:end])
                 del self._buffer[:end]
+                self._overrun = False
                 return frame
             if len(self._buffer) >= max_len:
                 # a runaway line (noise, wrong baud rate): drop it so the next poll starts clean
                 self._buffer.clear()
+                self._overrun = False
                 self.counters["garbage"] += 1
                 raise DeviceError(f"serial port {self.port}: no {terminator!r} within {max_len} bytes")
             if self._lost is not None:
@@ -202,6 +223,8 @@ class SerialLink:
                 raise self._timeout(f"reply ending in {terminator!r}", timeout)
 
     async def read_exactly(self, n: int, timeout: float) -> bytes:
+        if not 0 <= n <= MAX_BUFFER:
+            raise ValueError(f"read_exactly: {n} bytes is more than the link keeps ({MAX_BUFFER})")
         self._check()
         deadline = time.monotonic() + timeout
         while len(self._buffer) < n:
@@ -209,10 +232,12 @@ class SerialLink:
                 raise self._timeout(f"{n}-byte reply", timeout)
         frame = bytes(self._buffer[:n])
         del self._buffer[:n]
+        self._overrun = False
         return frame
 
     async def read_available(self, timeout: float) -> bytes:
-        """Whatever is buffered or arrives within ``timeout`` (b"" if nothing)."""
+        """Whatever is buffered or arrives within ``timeout`` (b"" if nothing; at most
+        :data:`MAX_BUFFER` bytes, the newest)."""
         self._check()
         if not self._buffer:
             await self._wait(time.monotonic() + timeout)
@@ -220,6 +245,7 @@ class SerialLink:
                 self._check()
         data = bytes(self._buffer)
         self._buffer.clear()
+        self._overrun = False
         return data
 
     async def flush_input(self) -> None:
@@ -231,6 +257,7 @@ class SerialLink:
         except (OSError, ValueError, AttributeError, TypeError):
             pass  # not every port type supports tcflush; the local buffer is what matters
         self._buffer.clear()
+        self._overrun = False
 
 
 def _reason(exc: BaseException) -> str:

@@ -90,7 +90,7 @@ class SnmpUps(Driver):
         try:
             import pysnmp  # type: ignore[import-untyped]  # noqa: F401
         except ImportError as exc:
-            raise ConfigError(f"snmp-ups needs pysnmp: pip install 'nut-bridge[snmp]' ({exc})") from None
+            raise ConfigError(f"snmp-ups needs pysnmp: pip install 'nutbridge-ups[snmp]' ({exc})") from None
         self.host, self.port = parse_port(self.config.get("port", ""))
         self.snmp_version = self.config.get("snmp_version", "v1") or "v1"
         if self.snmp_version not in ("v1", "v2c", "v3"):

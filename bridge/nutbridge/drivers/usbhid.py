@@ -127,7 +127,7 @@ class UsbHid(Driver):
         try:
             from .hid.transport import Matcher
         except ImportError as exc:  # pyusb is the optional "usb" extra
-            raise ConfigError(f"usbhid-ups needs pyusb: pip install 'nut-bridge[usb]' ({exc})") from None
+            raise ConfigError(f"usbhid-ups needs pyusb: pip install 'nutbridge-ups[usb]' ({exc})") from None
         self.port = self.config.get("port", "auto") or "auto"
         self.replay: Path | None = None
         if self.port != "auto":

@@ -95,7 +95,7 @@ class Advertiser:
             from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
         except ImportError:
             log.info("zeroconf: python-zeroconf is not installed, not advertised "
-                     "(pip install 'nut-bridge[zeroconf]')")
+                     "(pip install 'nutbridge-ups[zeroconf]')")
             return
         port, addresses, interfaces = what
         if not addresses:

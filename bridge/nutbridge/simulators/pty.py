@@ -14,8 +14,9 @@ the device as the right bytes).
 Faults, all callable at any time from the simulator's event loop thread:
 ``unplug()`` / ``replug()`` (the port disappears / comes back at the same path),
 ``garbage(n)`` (noise before the next reply), ``silence(on)`` (requests are still
-recorded but never answered), ``slow(delay_per_byte)`` and ``send_unsolicited()``
-(APC's alert characters).
+recorded but never answered), ``slow(delay_per_byte)``, ``send_unsolicited()``
+(APC's alert characters) and ``flood()`` (a babbling device: bytes as fast as the
+driver's side takes them).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class PtyDevice:
         self._out: asyncio.Queue[bytes] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.changed = asyncio.Event()  # set on every request (for tests that wait)
+        self.flooded = 0  # bytes sent by flood()
 
     # ---- the protocol, to override ------------------------------------------
     def handle(self, data: bytes) -> bytes | None:
@@ -152,6 +154,37 @@ class PtyDevice:
     def send_unsolicited(self, data: bytes) -> None:
         """Bytes the UPS sends by itself (APC Smart alerts such as ``!`` or ``$``)."""
         self._send(data)
+
+    async def flood(self, pattern: bytes, total: int | None = None) -> int:
+        """Send ``pattern`` over and over as fast as the pty takes it, ``total`` bytes in
+        all (None: until cancelled or unplugged); returns the bytes sent, also counted live
+        in :attr:`flooded`. A partial write restarts the pattern."""
+        assert self._loop is not None and pattern
+        chunk = memoryview(pattern * max(1, 65536 // len(pattern)))
+        sent = 0
+        while (total is None or sent < total) and self._master is not None:
+            fd = self._master
+            try:
+                n = os.write(fd, chunk[:len(chunk) if total is None else min(len(chunk), total - sent)])
+            except BlockingIOError:
+                ready: asyncio.Future[None] = self._loop.create_future()
+
+                def writable(f: asyncio.Future[None] = ready) -> None:
+                    if not f.done():
+                        f.set_result(None)
+
+                self._loop.add_writer(fd, writable)
+                try:
+                    await ready
+                finally:
+                    self._loop.remove_writer(fd)
+                continue
+            except OSError:
+                break
+            sent += n
+            self.flooded += n
+            await asyncio.sleep(0)
+        return sent
 
     # ---- plumbing -------------------------------------------------------------
     def _read_ready(self) -> None:

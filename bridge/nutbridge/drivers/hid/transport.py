@@ -557,7 +557,7 @@ def _info(dev: Any, timeout_ms: int) -> UsbInfo:
 def _open_blocking(matcher: Matcher, backend: Any, accept: Callable[[UsbInfo], bool] | None,
                    timeout: float) -> HidTransport:
     if usb is None:
-        raise DeviceError("USB support needs pyusb: pip install 'nut-bridge[usb]'")
+        raise DeviceError("USB support needs pyusb: pip install 'nutbridge-ups[usb]'")
     if backend is None:
         backend = usb.backend.libusb1.get_backend()
         if backend is None:

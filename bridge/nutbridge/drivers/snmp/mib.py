@@ -236,6 +236,9 @@ def check_oid(mib: Mib) -> str | None:
 
 #: NUT keeps SNMP strings in SU_INFOSIZE (128) byte buffers: 127 characters reach upsd
 MAX_TEXT = 127
+#: Most outlets (or outlet groups) a template expands to. Real PDUs have up to 48 per unit;
+#: an agent announcing a billion must not make a billion OIDs to ask for.
+MAX_OUTLETS = 1024
 
 
 def format_number(value: float, fmt: str | None = None) -> str:
@@ -436,10 +439,10 @@ class Mapper:
         for var, _one, _three in _PHASE_FLAGS:
             try:
                 self.phases[var] = int(float(values[var]))
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, OverflowError):
                 pass
-        outlets = _int(values.get("outlet.count"))
-        groups = _int(values.get("outlet.group.count"))
+        outlets = min(_int(values.get("outlet.count")), MAX_OUTLETS)
+        groups = min(_int(values.get("outlet.group.count")), MAX_OUTLETS)
         if outlets == self.outlet_count and groups == self.group_count:
             return
         self.outlet_count, self.group_count = outlets, groups
@@ -562,7 +565,7 @@ class Mapper:
 def _int(text: str | None) -> int:
     try:
         return int(float(text)) if text else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or inf
         return 0
 
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import string
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +40,12 @@ __all__ = ["MAX_OIDS", "Session", "SnmpValue", "V3Params", "v3_from_options"]
 MAX_OIDS = 20
 #: GETBULK max-repetitions x columns stays below this many varbinds per request
 MAX_BULK_VARBINDS = 120
+#: rows per column a walk without a row count stops at: an agent whose table never ends
+#: (every OID greater than the last) must not grow the result, or the walk, for ever
+MAX_WALK_ROWS = 10_000
 
-_PRINTABLE = set(string.printable) - set("\x0b\x0c")
+# anything but string.printable without VT and FF: such text is shown as hex
+_NOT_PRINTABLE = re.compile("[^" + re.escape("".join(sorted(set(string.printable) - set("\x0b\x0c")))) + "]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +84,9 @@ class SnmpValue:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
-        if all(c in _PRINTABLE for c in text):
+        if not _NOT_PRINTABLE.search(text):
             return text
-        return " ".join(f"{b:02X}" for b in self.raw)
+        return self.raw.hex(" ").upper()
 
     @classmethod
     def of(cls, kind: str, raw: int | bytes | str) -> SnmpValue:
@@ -166,7 +172,45 @@ def shared_engine(credentials: str = "") -> Any:
     eng = _engines.get((loop, credentials))
     if eng is None:
         eng = _engines[(loop, credentials)] = _hlapi().SnmpEngine()
+        _drop_undecodable(eng)
     return eng
+
+
+#: incoming datagrams dropped because pysnmp failed on them (see _drop_undecodable)
+undecodable = 0
+_UNDECODABLE_LOG_EVERY = 60.0  # seconds between two warnings about them
+
+
+def _drop_undecodable(engine: Any) -> None:
+    """Drop what pysnmp fails on, with a warning at most once a minute. Some garbage
+    datagrams make pyasn1 raise (TypeError...) out of pysnmp's receive callback, and
+    asyncio would log a traceback for each: anyone who can send UDP to our port could
+    fill the log at a millisecond of CPU per datagram. Nothing else sees such an
+    exception (the request it may have answered times out as usual), so only the
+    logging changes."""
+    dispatcher = engine.message_dispatcher
+    receive = dispatcher.receive_message
+    last_warning = -_UNDECODABLE_LOG_EVERY
+    since = 0
+
+    def receive_message(*args: Any, **kwargs: Any) -> Any:
+        nonlocal last_warning, since
+        try:
+            return receive(*args, **kwargs)
+        except Exception as exc:
+            global undecodable
+            undecodable += 1
+            since += 1
+            now = time.monotonic()
+            if now - last_warning >= _UNDECODABLE_LOG_EVERY:
+                log.warning("SNMP: dropped %d datagram(s) pysnmp failed on (last: %s: %s)",
+                            since, type(exc).__name__, exc)
+                last_warning, since = now, 0
+            else:
+                log.debug("SNMP: dropped a datagram pysnmp failed on (%s: %s)", type(exc).__name__, exc)
+            return b""
+
+    dispatcher.receive_message = receive_message
 
 
 def _credentials_key(p: V3Params) -> str:
@@ -346,7 +390,8 @@ class Session:
     async def walk_columns(self, columns: Sequence[str],
                            rows: int = 0) -> dict[str, list[tuple[str, SnmpValue]]]:
         """Walk several table columns side by side: one GETBULK fetches ``rows`` instances of every
-        column (a 48-outlet PDU's 5 columns come in a few requests). {column: [(oid, value)]}."""
+        column (a 48-outlet PDU's 5 columns come in a few requests). {column: [(oid, value)]}.
+        ``rows`` 0: to the end of each column, but at most :data:`MAX_WALK_ROWS`."""
         h = _hlapi()
 
         cols = [_norm(c) for c in columns]
@@ -390,7 +435,7 @@ class Session:
                     continue
                 out[col].append((oid, value))
                 cursor[col] = oid
-                if rows and len(out[col]) >= rows:
+                if len(out[col]) >= (rows or MAX_WALK_ROWS):
                     done.add(col)
             if not flat:
                 break
