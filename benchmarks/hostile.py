@@ -54,7 +54,7 @@ for _p in (str(REPO / "tests"), str(BENCH), str(REPO)):
         sys.path.insert(0, _p)
 
 from hostile_load import BURST_BYTES, MODES, PAYLOADS, poll_once  # noqa: E402
-from sections import write_section  # noqa: E402
+from sections import code_version, write_section  # noqa: E402
 
 from support.realnut import BridgeProcess, NutConfig, daemon, wait_port, wait_ready_ups  # noqa: E402
 
@@ -437,6 +437,7 @@ def report(results: list[dict[str, Any]], plan: Plan, argv: list[str], started: 
     w(f"- Date: {started.strftime('%Y-%m-%d %H:%M:%S %Z').strip()} ({'quick' if plan.quick else 'full'} run, "
       f"{total_s:.0f} s)")
     w(f"- Command: `{' '.join(argv)}`")
+    w(f"- Code: {code_version()}")
     w(f"- Machine: {cpu_model()}, "
       f"{os.cpu_count()} cores shared by the servers and all load processes; kernel {platform.release()}; "
       f"Python {platform.python_version()}; C upsd {c_version()} ({daemon('upsd')}); "

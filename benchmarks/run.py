@@ -346,6 +346,8 @@ def footprint(root: Path, dev: Path, src: Path, seconds: float) -> dict[str, dic
             notes["sim"] = f"port 3493 taken: a config dir with one `nutbridge-sim` UPS on port {cfg.port}"
         bdev = dev_config(root / "fp-bdev", dev)
         servers.append(("bridge, dummy-ups .dev", start_bridge(bdev, uvloop=True, src=src, logdir=root)))
+        adev = dev_config(root / "fp-adev", dev)
+        servers.append((f"{ASYNCIO}, dummy-ups .dev", start_bridge(adev, uvloop=False, src=src, logdir=root)))
         servers.append(("C upsd + dummy-ups .dev", start_c(dev_config(root / "fp-c", dev))))
         time.sleep(2.0)  # let start-up work settle
         before = {label: [proc_cpu(p) for p in s.pids] for label, s in servers}
@@ -402,6 +404,7 @@ def machine_info() -> list[str]:
         f"- CPU: {cpu or platform.processor()}, {os.cpu_count()} cores "
         "(load generator and server share them)",
         f"- Memory: {mem}; kernel {platform.release()}; {os_name}",
+        f"- Code: {code_version()}",
         f"- Python {platform.python_version()} ({sys.executable}); uvloop {uv}",
         f"- C upsd: `{sh(daemon('upsd') or 'upsd', '-V').splitlines()[0] if daemon('upsd') else 'missing'}` "
         f"({daemon('upsd')}, {daemon('dummy-ups')})",
@@ -603,7 +606,10 @@ def report(results: dict[str, dict[str, Any]], fp: dict[str, dict[str, Any]], pl
       "exact request bytes and checked against the device's generation counter and its MAXAGE deadline "
       "(server/core.py, tests/test_answer_cache.py), so the Python work left is one dict lookup and one "
       "write; the rest is the event loop and the recv/send system calls, which is what the ceiling "
-      "measures too. A second process (SO_REUSEPORT workers reading a shared snapshot) was considered: "
+      "measures too. Memory: each of the two answer caches (by request bytes, and by words for "
+      "pipelined lines) holds at most 1,024 answers of at most 512 bytes; uvloop's cost is the "
+      "difference between the two dummy-ups rows of section 4. A second process (SO_REUSEPORT workers "
+      "reading a shared snapshot) was considered: "
       "on this 2-core machine the load generator needs one core, so a second server process would only "
       "compete with it, and push, TRACKING, FSD and login state would have to be shared across "
       "processes; it is not done.")
@@ -626,7 +632,7 @@ def report(results: dict[str, dict[str, Any]], fp: dict[str, dict[str, Any]], pl
     return "\n".join(L)
 
 
-from sections import KEEP_MARKER  # noqa: E402  (the script directory is on sys.path)
+from sections import KEEP_MARKER, code_version  # noqa: E402  (the script directory is on sys.path)
 
 
 # ---------------------------------------------------------------- main

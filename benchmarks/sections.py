@@ -3,7 +3,10 @@ each other benchmark replaces only its own ``## ...`` section below it."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 KEEP_MARKER = "<!-- sections below are written by other benchmarks; run.py keeps them -->"
 
@@ -22,3 +25,16 @@ def write_section(path: Path, section: str, text: str) -> None:
     else:
         tail = tail.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     path.write_text(head + KEEP_MARKER + tail)
+
+
+def code_version(src: Path = REPO / "bridge") -> str:
+    """The commit measured, and whether the bridge's sources differ from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", str(src))
+    return f"commit {head}" + (" + uncommitted changes to the bridge's sources" if dirty else "")

@@ -62,12 +62,19 @@ def _device(name: str) -> Device:
     return dev
 
 
+class NoStore(dict[tuple[str, ...], Any]):
+    def __setitem__(self, key: tuple[str, ...], value: Any) -> None:
+        pass
+
+
 class Server:
     def __init__(self, devices: list[Device], cache: bool) -> None:
         self.core = Core(devices, Users(), UpsdConf())
-        if not cache:
-            self.core.remember = lambda line, answer: None  # type: ignore[method-assign]
-        self.conn = Connection(Upsd(self.core, UpsdConf()))
+        upsd = Upsd(self.core, UpsdConf())
+        if not cache:  # neither the lone-line cache nor the one for pipelined lines
+            self.core.remember = lambda *args: None  # type: ignore[method-assign]
+            upsd.answers_by_words = NoStore()
+        self.conn = Connection(upsd)
         self.t = FakeTransport()
         self.conn.connection_made(self.t)  # type: ignore[arg-type]
 
@@ -150,3 +157,4 @@ def test_cache_answers_as_handle_would(clock: list[float], seed: int) -> None:
                 a, b = with_cache.send(part), without.send(part)
                 assert a == b, f"step {step}: {part!r}: cache {a!r}, handle {b!r}"
     assert with_cache.core.answers, "the cache was never used"
+    assert with_cache.conn.server.answers_by_words, "the cache of pipelined lines was never used"

@@ -188,9 +188,27 @@ class Tokenizer:
         return line
 
     @staticmethod
-    def _simple(region: bytes, max_events: int) -> tuple[list[Event], int]:
+    def _plain(text: str, max_events: int) -> tuple[list[Event], int]:
+        """Whole lines of plain words (no special or dropped byte), at most ``max_events``;
+        characters consumed. str.split() splits on exactly the ASCII blanks such text holds."""
+        lines = text.split("\n", max_events)
+        rest = lines.pop()
+        out: list[Event] = []
+        for raw in lines:
+            words = raw.split()
+            if len(words) > MAX_ARGS:
+                del words[MAX_ARGS:]
+            if len(raw) > MAX_WORDLEN:
+                words = [w[:MAX_WORDLEN] for w in words]
+            out.append(Line(tuple(words)))
+        return out, len(text) - len(rest)
+
+    @classmethod
+    def _simple(cls, region: bytes, max_events: int) -> tuple[list[Event], int]:
         """Lines of a _SIMPLE_LINES region, at most ``max_events``; bytes consumed."""
         escapes = b"\\" in region
+        if not escapes and b'"' not in region and b"=" not in region and _HAS_DROPPED(region) is None:
+            return cls._plain(region.decode("ascii"), max_events)
         if escapes or b'"' in region:
             lines = []
             end = 0
@@ -237,20 +255,8 @@ class Tokenizer:
         n = len(data)
         if (self._state is _S.START and not self._args and not self._in_word
                 and data[-1:] == b"\n" and _SLOW_BYTE(data) is None):
-            # Fast path: whole lines of plain words (what clients send), with the
-            # state machine's result: str.split() splits on exactly the ASCII
-            # whitespace _SLOW_BYTE lets through (TAB LF VT FF CR space).
-            lines = data.decode("ascii").split("\n", max_events)
-            rest = lines.pop()
-            out: list[Event] = []
-            for raw in lines:
-                words = raw.split()
-                if len(words) > MAX_ARGS:
-                    del words[MAX_ARGS:]
-                if len(raw) > MAX_WORDLEN:
-                    words = [w[:MAX_WORDLEN] for w in words]
-                out.append(Line(tuple(words)))
-            return out, n - len(rest)
+            # Fast path: whole lines of plain words (what clients send)
+            return self._plain(data.decode("ascii"), max_events)
         events: list[Event] = []
         state = self._state
         i = 0

@@ -161,11 +161,9 @@ class Core:
             self.tracking_global = any(x.tracking for x in self.sessions)
 
     # ---- dispatch -----------------------------------------------------------
-    def remember(self, line: bytes, answer: bytes) -> None:
-        """Keep ``answer`` for ``line`` when the last handle() said it may be reused."""
-        if self.cacheable is None:
-            return
-        dev, until = self.cacheable
+    def remember(self, line: bytes, answer: bytes, dev: Device, until: float) -> None:
+        """Keep ``answer`` for ``line``: valid while ``dev`` keeps its generation, until
+        ``until`` (what ``cacheable`` said when the answer was made)."""
         if len(self.answers) >= ANSWER_CACHE_MAX:
             self.answers.clear()
         self.answers[line] = (answer, dev, dev.generation, until)

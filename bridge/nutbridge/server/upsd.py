@@ -37,7 +37,7 @@ from ..config.upsd_conf import Listen, UpsdConf
 from ..protocol.tokenizer import ParseError, Tokenizer
 from ..ratelog import RateLimitedLog
 from ..state import Device
-from .core import Core, Session
+from .core import ANSWER_CACHE_MAX, Core, Session
 
 log = logging.getLogger("nutbridge.upsd")
 peer_log = RateLimitedLog(log)
@@ -164,7 +164,11 @@ class Connection(asyncio.Protocol):
         s, t = self.session, self.transport
         if s is None or t is None or t.is_closing():
             return
-        handle = self.server.core.handle
+        core = self.server.core
+        handle = core.handle
+        by_words = self.server.answers_by_words
+        now = time.monotonic()
+        cacheable: tuple[Device, float] | None = None  # of the last line answered
         out: list[str] = []
         buf, pos = self._inbuf, self._inpos
         clean_start = pos == 0 and not self.tok.pending  # buf may be a whole request line
@@ -189,8 +193,21 @@ class Connection(asyncio.Protocol):
                     wasted += 1
                     pos = len(buf)
                     break
-                answer = handle(s, ev.words)
+                words = ev.words
+                hit = by_words.get(words)
+                if (hit is not None and hit[2] == hit[1].generation and now <= hit[3]
+                        and core.find(words[2]) is hit[1]):
+                    out.append(hit[0])  # a GET VAR of a pipelining client (see Upsd.answers_by_words)
+                    cacheable = (hit[1], hit[3])
+                    continue
+                answer = handle(s, words)
                 out.append(answer)
+                cacheable = core.cacheable
+                if cacheable is not None:
+                    if len(by_words) >= ANSWER_CACHE_MAX:
+                        by_words.clear()
+                    dev, until = cacheable
+                    by_words[words] = (answer, dev, dev.generation, until)
                 if answer.startswith(_WASTE_ANSWERS):
                     wasted += 1
                 if s.close_after or s.start_tls:
@@ -209,8 +226,8 @@ class Connection(asyncio.Protocol):
         if out:
             data = "".join(out).encode("utf-8", "replace")
             if (clean_start and len(out) == 1 and pos == len(buf) and len(buf) < 1024
-                    and self.server.core.cacheable and buf[-1:] == b"\n" and not self.tok.pending):
-                self.server.core.remember(buf, data)  # exactly one whole line in, one answer out
+                    and cacheable is not None and buf[-1:] == b"\n" and not self.tok.pending):
+                core.remember(buf, data, *cacheable)  # exactly one whole line in, one answer out
             t.write(data)
         if s.subscribe_to:
             self._subscribe(s.subscribe_to)
@@ -345,6 +362,11 @@ class Upsd:
         self.bound: list[tuple[str, int]] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.heavy: deque[Connection] = deque()  # connections with work left, round robin
+        # GET VAR answers by request words, for lines that come several to a read (the
+        # lone-line cache, Core.answers, is keyed by bytes before tokenizing). A hit is
+        # checked like Core.answers' and also that the UPS name still maps to the device
+        # (a reload may have removed it).
+        self.answers_by_words: dict[tuple[str, ...], tuple[str, Device, int, float]] = {}
         self._heavy_pending = False
 
     def queue(self, conn: Connection) -> None:
