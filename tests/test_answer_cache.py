@@ -8,8 +8,10 @@ a UPS dropped by a reload); every answer must be the same byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -68,6 +70,7 @@ class NoStore(dict[tuple[str, ...], Any]):
 
 
 class Server:
+    made: list[Server] = []
     def __init__(self, devices: list[Device], cache: bool) -> None:
         self.core = Core(devices, Users(), UpsdConf())
         upsd = Upsd(self.core, UpsdConf())
@@ -75,11 +78,22 @@ class Server:
             self.core.remember = lambda *args: None  # type: ignore[method-assign]
             upsd.answers_by_words = NoStore()
         self.conn = Connection(upsd)
+        self.loop = asyncio.new_event_loop()
+        Server.made.append(self)
         self.t = FakeTransport()
         self.conn.connection_made(self.t)  # type: ignore[arg-type]
 
     def send(self, data: bytes) -> bytes:
-        self.conn.data_received(data)
+        """Deliver one read and run the loop until the connection has no turn queued."""
+        async def deliver() -> None:
+            self.conn.data_received(data)
+            for _ in range(1000):
+                if not self.conn.server.heavy:
+                    return
+                await asyncio.sleep(0)
+            raise AssertionError("queued turns never ran")
+
+        self.loop.run_until_complete(deliver())
         return self.t.take()
 
 
@@ -88,6 +102,14 @@ REQUESTS = [
     b"GET VAR ups ups.id\n", b"GET VAR ups nosuch.var\n", b"GET VAR other ups.status\n",
     b"GET VAR ups server.version\n", b"GET VAR gone ups.status\n",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _close_loops() -> Iterator[None]:
+    yield
+    for srv in Server.made:
+        srv.loop.close()
+    Server.made.clear()
 
 
 @pytest.fixture
