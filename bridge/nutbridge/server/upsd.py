@@ -6,9 +6,8 @@ segment (upstream's per-line writes meet Nagle + delayed ACK).
 
 No peer can silence the others (docs/architecture.md, "Hostile clients"):
 
-* a small read on an idle connection whose last answers were not errors (a real
-  client's requests) is answered at once; big reads, backlogs and the reads of
-  a connection that just drew an ERR are served in *turns* (SLICE_LINES requests,
+* a small read on an idle connection (a real client's requests) is answered at
+  once; big reads and backlogs are served in *turns* (SLICE_LINES requests,
   SLICE_BYTES or SLICE_SECONDS) from one round-robin queue that gets at most
   HEAVY_SECONDS per pass of the event loop, their sockets not read meanwhile,
   so flooding clients share a small part of each pass and everyone else is
@@ -78,8 +77,8 @@ class ListenError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("_busy", "_early", "_erred", "_inbuf", "_inpos", "_paused", "_reading", "_scheduled",
-                 "_unsubs", "_waste", "_waste_at", "last", "server", "session", "tok", "transport")
+    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "_reading", "_scheduled", "_unsubs",
+                 "_waste", "_waste_at", "last", "server", "session", "tok", "transport")
 
     def __init__(self, server: Upsd) -> None:
         self.server = server
@@ -94,7 +93,6 @@ class Connection(asyncio.Protocol):
         self._inpos = 0
         self._scheduled = False  # a turn is queued with call_soon
         self._reading = True
-        self._erred = False  # the last turn drew an ERR or a parse error
         self._waste = float(WASTE_BURST)  # what is left of the waste budget
         self._waste_at = self.last
         self._unsubs: list[Callable[[], None]] = []  # push subscriptions
@@ -155,7 +153,7 @@ class Connection(asyncio.Protocol):
         self._inpos = 0
         if self._scheduled or self._paused:
             return
-        if len(self._inbuf) <= LIGHT_BYTES and not self._erred:
+        if len(self._inbuf) <= LIGHT_BYTES:
             self._turn()
         else:
             self.server.queue(self)
@@ -171,7 +169,6 @@ class Connection(asyncio.Protocol):
         by_words = self.server.answers_by_words
         now = time.monotonic()
         cacheable: tuple[Device, float] | None = None  # of the last line answered
-        erred = False
         out: list[str] = []
         buf, pos = self._inbuf, self._inpos
         clean_start = pos == 0 and not self.tok.pending  # buf may be a whole request line
@@ -194,7 +191,6 @@ class Connection(asyncio.Protocol):
                                  s.addr, ev.message)
                     self.tok.reset()
                     wasted += 1
-                    erred = True
                     pos = len(buf)
                     break
                 words = ev.words
@@ -206,8 +202,6 @@ class Connection(asyncio.Protocol):
                     continue
                 answer = handle(s, words)
                 out.append(answer)
-                if answer.startswith("ERR "):
-                    erred = True
                 cacheable = core.cacheable
                 if cacheable is not None:
                     if len(by_words) >= ANSWER_CACHE_MAX:
@@ -229,8 +223,6 @@ class Connection(asyncio.Protocol):
             if stop:
                 break
         self._inbuf, self._inpos = (b"", 0) if pos >= len(buf) else (buf, pos)
-        if out or erred:
-            self._erred = erred
         if out:
             data = "".join(out).encode("utf-8", "replace")
             if (clean_start and len(out) == 1 and pos == len(buf) and len(buf) < 1024
