@@ -41,7 +41,7 @@ from benchmarks.sections import write_section  # noqa: E402
 from tests.support import snmpsim  # noqa: E402
 
 from nutbridge.drivers import snmpups  # noqa: E402
-from nutbridge.server.app import Bridge, load_config  # noqa: E402
+from nutbridge.serve import Bridge, load_config  # noqa: E402
 
 SECTION = "## SNMP: 100 agents"
 RECORDING = "apc-smartups-nmc"

@@ -44,7 +44,7 @@ from nutbridge.drivers import usbhid  # noqa: E402
 from nutbridge.drivers.hid.descriptor import ReportDescriptor, parse  # noqa: E402
 from nutbridge.drivers.hid.dump import fake_device_from_dump, load_dump  # noqa: E402
 from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice  # noqa: E402
-from nutbridge.server.app import Bridge, load_config  # noqa: E402
+from nutbridge.serve import Bridge, load_config  # noqa: E402
 
 DUMP = REPO.parent / "shared" / "data" / "ddl" / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 SECTION = "## USB HID recovery"

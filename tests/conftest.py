@@ -2,6 +2,9 @@
 
 * the repository root is put on ``sys.path`` (``from tests.support import realnut``);
 * the report header names the Python and the NUT tools the interop tests run against;
+* tests/support/skip_policy.py is registered: ``realnut.prerequisite`` markers, and under
+  ``NUTBRIDGE_REQUIRE_INTEROP=1`` a session that skipped a test (reason not on its
+  ALLOWED_SKIPS) fails;
 * ``bridge_server``: start ``python -m nutbridge serve --config-dir DIR`` as a subprocess.
 
     def test_x(bridge_server):
@@ -33,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.support.realnut import REQUIRE, NutConfig, nut_version, wait_port  # noqa: E402
+from tests.support.skip_policy import register as register_skip_policy  # noqa: E402
 
 DEFAULT_DEV = "ups.status: OL\nbattery.charge: 100\nups.mfr: NUT Bridge\nups.model: Test UPS\n"
 
@@ -47,6 +51,12 @@ def _pin_compat() -> None:
 
 
 _pin_compat()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # realnut.prerequisite markers; under NUTBRIDGE_REQUIRE_INTEROP=1 any skip not on
+    # tests/support/skip_policy.py's ALLOWED_SKIPS fails the session
+    register_skip_policy(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

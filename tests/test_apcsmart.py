@@ -1,4 +1,16 @@
-"""APC Smart: sans-IO parsing, the simulator, our driver, and NUT's apcsmart side by side."""
+"""APC Smart: sans-IO parsing, the simulator, our driver, and NUT's apcsmart side by side.
+
+test_differential_vs_c_apcsmart runs NUT's apcsmart (under the C upsd) and our bridge on two
+identical simulators. What it compares, and how:
+
+* every variable NUT serves, except driver.* (versions, parameters), must have the same value
+  on ours; variables only ours serves are not compared;
+* ours offers every command NUT offers, except ``shutdown.return``, and may offer more;
+* each variable that is RW on NUT has the same GET TYPE and LIST ENUM answers on ours;
+* SET VAR / INSTCMD reach both simulators as the same bytes; NUT's ``load.off`` is asked twice,
+  3.5 s apart (NUT runs such "nasty" commands only when confirmed; ours at once: a documented
+  difference); the status changes (OL, OB, OB LB, OL LB, OL; CAL TRIM OL RB) must be equal.
+"""
 
 from __future__ import annotations
 

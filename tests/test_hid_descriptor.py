@@ -23,6 +23,7 @@ from nutbridge.drivers.hid import descriptor as hd
 from nutbridge.drivers.hid import usages, values
 from nutbridge.drivers.hid.descriptor import Field, HIDParseError, parse
 from tests.support import hidbuild as hb
+from tests.support import realnut
 from tests.support.hidbuild import FieldSpec, build, pack_report
 
 DDL = Path(os.environ.get("NUTBRIDGE_DDL", Path(__file__).resolve().parents[2] / "shared/data/ddl"))
@@ -46,8 +47,7 @@ _CONT = re.compile(r"#\s+[\d.]+\t\[D3\]  (.*)")
 
 def _bk650() -> tuple[bytes, list[tuple[str, str, int, int, int, str, bytes]], list[str]]:
     """(descriptor, [(path, kind, id, offset, size, value, report bytes)], HIDParse warnings)."""
-    if not BK650.exists():
-        pytest.skip(f"DDL corpus not found at {DDL}")
+    realnut.require_path(BK650, "NUT DDL corpus (BK650M2-CH dump)")
     lines = BK650.read_text().splitlines()
     desc_hex: list[str] = []
     objects = []

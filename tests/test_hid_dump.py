@@ -21,12 +21,13 @@ from nutbridge.drivers.hid.dump import (
 from nutbridge.drivers.hid.fakeusb import FakeBackend
 from nutbridge.drivers.hid.transport import Matcher, open_device
 from nutbridge.drivers.hid.usages import names_for
+from tests.support import realnut
 
 DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddl"
 BK650 = DDL / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 X750 = DDL / "APC" / "APC__Smart-UPS_X_750__usbhid-ups__2.7.4__01.dev"
 
-pytestmark = pytest.mark.skipif(not BK650.exists(), reason="NUT DDL corpus not available")
+pytestmark = realnut.prerequisite(f"NUT DDL corpus ({BK650})", BK650.exists())
 
 
 def test_bk650_loads() -> None:

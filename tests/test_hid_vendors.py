@@ -30,12 +30,11 @@ from nutbridge.drivers.hid.mapping import (
     RwInfo,
     Sleep,
     Write,
-    choose_subdriver,
     compute_status,
-    known_ids,
-    subdrivers,
 )
+from nutbridge.drivers.hid.registry import choose_subdriver, known_ids, subdrivers
 from nutbridge.drivers.hid.usages import names_for
+from tests.support import realnut
 from tests.support.hidbuild import (
     UNIT_HERTZ,
     UNIT_SECOND,
@@ -742,7 +741,7 @@ def _ddl_usbhid() -> list[tuple[str, int, int, str]]:
 DDL_DUMPS = _ddl_usbhid()
 
 
-@pytest.mark.skipif(not DDL_DUMPS, reason="DDL corpus not available")
+@realnut.prerequisite(f"NUT DDL corpus (usbhid-ups dumps in {DDL})", DDL_DUMPS)
 def test_ddl_subdriver_choice_matches_nut() -> None:
     assert len(DDL_DUMPS) >= 80
     wrong = []
@@ -758,7 +757,7 @@ def test_ddl_subdriver_choice_matches_nut() -> None:
     assert ported <= {(v, p) for v, p, _ in known_ids()}
 
 
-@pytest.mark.skipif(not DDL_DUMPS, reason="DDL corpus not available")
+@realnut.prerequisite(f"NUT DDL corpus (usbhid-ups dumps in {DDL})", DDL_DUMPS)
 def test_ddl_published_variables_are_in_our_tables() -> None:
     """Every variable NUT published for a ported vendor in its dumps from NUT >= 2.6 is one a row
     or command of our table can produce (a few rare model-specific ones are listed)."""
@@ -787,7 +786,7 @@ def test_ddl_published_variables_are_in_our_tables() -> None:
     assert {var for _, var in missing} <= not_ported, sorted(missing)
 
 
-@pytest.mark.skipif(not BK650.exists(), reason="BK650M2-CH dump not available")
+@realnut.prerequisite(f"NUT DDL corpus ({BK650})", BK650.exists())
 def test_bk650m2_replay_gives_nuts_values() -> None:
     from nutbridge.drivers.hid.dump import load_dump
 

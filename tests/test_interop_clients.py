@@ -338,7 +338,7 @@ def _norm_vars(result: object, cfg: NutConfig) -> object:
 
 
 def test_aionut(pair: Pair) -> None:
-    pytest.importorskip("aionut")
+    realnut.require_module("aionut", "nutbridge-ups[test]")
     results = {side: [(label, _norm_vars(r, cfg)) for label, r in aionut_session(cfg.port)]
                for side, cfg in pair.sides().items()}
     ours = dict(results["bridge"])

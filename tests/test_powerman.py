@@ -7,6 +7,14 @@ stand-in speaking vpcd's protocol). Plug states are checked with powerman's own
 ``pm -q``, never through our code. Protocol corner cases a real daemon will not produce
 on demand (no ``exprange``, replies split anywhere, silence, garbage) use a small
 scripted server in this file.
+
+test_differential_vs_nut compares upsd's answers for NUT's powerman-pdu and ours on the
+same powermand (variables, commands, RW list, types, command description, INSTCMD answers,
+the plugs' states afterwards). Normalisations, and nothing else:
+
+* driver.* variables are not compared (versions, parameters);
+* NUT's ``ups.status`` "WAIT" is removed (the C upsd's placeholder, never replaced since
+  powerman-pdu sends no status); ours must have no ``ups.status`` at all (docs/powerman.md).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from nutbridge.simulators.apcsmart import ApcSmartSim
 from nutbridge.simulators.megatec import MegatecSimulator
 from nutbridge.simulators.pty import PtyDevice
 from nutbridge.state import Device, DriverState
-from tests.support import serialsim
+from tests.support import realnut, serialsim
 from tests.support.bounds import peak_memory
 
 MB = 1 << 20
@@ -414,7 +414,7 @@ async def agent() -> AsyncIterator[tuple[Agent, int]]:
 
 
 async def test_snmp_walk_of_an_endless_table_stops() -> None:
-    pytest.importorskip("pysnmp")
+    realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
     from nutbridge.drivers.snmp.session import MAX_WALK_ROWS, Session
 
     async with agent() as (_a, port):
@@ -429,7 +429,7 @@ async def test_snmp_walk_of_an_endless_table_stops() -> None:
 @pytest.mark.slow
 async def test_snmp_garbage_datagrams_are_dropped_and_nothing_accumulates(
         caplog: pytest.LogCaptureFixture) -> None:
-    pytest.importorskip("pysnmp")
+    realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
     from nutbridge.drivers.snmp import session
     from nutbridge.drivers.snmp.session import Session
 
@@ -458,7 +458,7 @@ async def test_snmp_garbage_datagrams_are_dropped_and_nothing_accumulates(
 
 
 def test_snmp_absurd_outlet_counts_are_capped() -> None:
-    pytest.importorskip("pysnmp")
+    realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
     from nutbridge.drivers.snmp.mib import MAX_OUTLETS, OUTLET, Mapper, Mib, Row
     from nutbridge.drivers.snmp.session import SnmpValue
 
@@ -472,7 +472,7 @@ def test_snmp_absurd_outlet_counts_are_capped() -> None:
 
 
 def test_snmp_binary_strings_render_at_c_speed() -> None:
-    pytest.importorskip("pysnmp")
+    realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
     from nutbridge.drivers.snmp.session import SnmpValue
 
     big = SnmpValue("str", bytes(range(256)) * 256)  # 64 KiB: a whole datagram's worth
@@ -499,7 +499,7 @@ def _hid_ups() -> bytes:
 
 @pytest.mark.slow
 async def test_hid_interrupt_flood_then_stall_then_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("usb")
+    realnut.require_module("usb", "pyusb: nutbridge-ups[usb]")
     from nutbridge.drivers import usbhid
     from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice
 

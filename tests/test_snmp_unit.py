@@ -9,10 +9,8 @@ import asyncio
 
 import pytest
 
-pytest.importorskip("pysnmp")
-
 from nutbridge.drivers.base import ConfigError
-from nutbridge.drivers.snmp import ietf, mib
+from nutbridge.drivers.snmp import ietf
 from nutbridge.drivers.snmp.mib import (
     ABSENT,
     INPUT_1,
@@ -30,12 +28,14 @@ from nutbridge.drivers.snmp.mib import (
     check_oid,
     convert,
     format_number,
-    registry,
-    select_mib,
     to_raw,
 )
+from nutbridge.drivers.snmp.registry import mib_by_name, registry, select_mib
 from nutbridge.drivers.snmp.session import SnmpValue, v3_from_options
 from nutbridge.drivers.snmpups import SnmpUps, parse_port
+from tests.support import realnut
+
+realnut.require_module("pysnmp", "nutbridge-ups[snmp]")  # imported lazily by the driver
 
 
 def i(n: int) -> SnmpValue:
@@ -231,7 +231,7 @@ def test_classic_detection_order() -> None:
     assert asyncio.run(select_mib("1.3.6.1.4.1.40614", _probe(ups_mib))).name == "tripplite"  # type: ignore[union-attr]
     assert asyncio.run(select_mib("1.3.6.1.4.1.40614", _probe(ups_mib), "ietf")).name == "ietf"  # type: ignore[union-attr]
     assert asyncio.run(select_mib("1.3.6.1.4.1.9999", _probe(set()))) is None
-    assert check_oid(mib.mib_by_name("xppc")[0]) == "1.3.6.1.4.1.935.1.1.1.1.1.1.0"
+    assert check_oid(mib_by_name("xppc")[0]) == "1.3.6.1.4.1.935.1.1.1.1.1.1.0"
 
 
 # ---- options -------------------------------------------------------------------------------

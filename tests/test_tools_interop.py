@@ -1,9 +1,16 @@
 """Our upsc/upscmd/upsrw/upslog against NUT's real tools, byte for byte.
 
-Both run against the same real C upsd + dummy-ups. The only tolerated difference
-is the version banner line ("Network UPS Tools <tool> ..."), which names nutbridge.
-The installed NUT version (2.8.0 on Debian 12, 2.8.5 in sid) selects our
-compatibility profile through NUTBRIDGE_NUT_COMPAT.
+Both run against the same real C upsd + dummy-ups. The installed NUT version (2.8.0 on
+Debian 12, 2.8.5 in sid) selects our compatibility profile through NUTBRIDGE_NUT_COMPAT.
+Exit code, stdout and stderr must be identical after these normalisations, applied to both
+sides and nowhere else:
+
+* the version banner line ``Network UPS Tools ...`` (stdout and stderr; upslog's stdout):
+  ours names nutbridge (docs/compatibility.md, Tools);
+* the value after ``driver.state`` in stdout: NUT 2.8.5's C dummy-ups flips it between quiet
+  and updateinfo, and the two tools read it at different moments;
+* upslog: the time stamp (``YYYYMMDD HHMMSS``) opening each line of the default format, as
+  the two runs log at different times.
 """
 
 from __future__ import annotations

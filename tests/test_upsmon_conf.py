@@ -20,6 +20,7 @@ from nutbridge.monitor.notify import (
     format_notify,
     message_for,
 )
+from tests.support import realnut
 
 FULL = r"""
 # every keyword upsmon knows
@@ -265,7 +266,7 @@ SAMPLES = [Path("/etc/nut/upsmon.conf"), Path("/usr/share/doc/nut/upsmon.conf.sa
 
 
 @pytest.mark.parametrize("sample", [p for p in SAMPLES if p.exists()] or [pytest.param(
-    SAMPLES[0], marks=pytest.mark.skip(reason="no packaged upsmon.conf (apt-get install nut-client)"))])
+    SAMPLES[0], marks=realnut.prerequisite("a packaged upsmon.conf (apt-get install nut-client)", False))])
 def test_distribution_sample_file(tmp_path: Path, sample: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The packaged sample parses as is, and again with its commented-out examples enabled."""
     text = sample.read_text()
@@ -296,7 +297,7 @@ def _upsmon_binaries() -> list[Path]:
 
 
 @pytest.mark.parametrize("binary", _upsmon_binaries() or [pytest.param(
-    None, marks=pytest.mark.skip(reason="no upsmon binary"))])
+    None, marks=realnut.prerequisite("NUT's upsmon binary (apt-get install nut-client)", False))])
 def test_stock_messages_match_real_upsmon(binary: Path) -> None:
     """Every type the installed upsmon knows has our stock message, byte for byte."""
     version_out = subprocess.run([str(binary), "-V"], capture_output=True, text=True).stdout

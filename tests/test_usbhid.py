@@ -36,10 +36,11 @@ from nutbridge.drivers.base import ConfigError, DeviceError, Status
 from nutbridge.drivers.hid.descriptor import ReportDescriptor, parse
 from nutbridge.drivers.hid.dump import Dump, fake_device_from_dump, load_dump
 from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice
-from nutbridge.drivers.hid.mapping import Mapper, choose_subdriver
+from nutbridge.drivers.hid.mapping import Mapper
+from nutbridge.drivers.hid.registry import choose_subdriver
 from nutbridge.drivers.hid.usages import names_for
 from nutbridge.drivers.usbhid import UsbHid
-from nutbridge.server.app import Bridge, load_config
+from nutbridge.serve import Bridge, load_config
 from nutbridge.state import Device
 from tests.support import realnut, serialsim
 from tests.support.hidbuild import FieldSpec, build, pack_report
@@ -53,7 +54,7 @@ X750 = DDL / "APC" / "APC__Smart-UPS_X_750__usbhid-ups__2.7.4__01.dev"
 LOGIN = ("USERNAME admin", "PASSWORD s3cr3t")
 PSTATUS = "UPS.PowerSummary.PresentStatus"
 
-needs_ddl = pytest.mark.skipif(not BK650.is_file(), reason=f"DDL corpus not found at {DDL}")
+needs_ddl = realnut.prerequisite(f"NUT DDL corpus ({BK650})", BK650.is_file())
 
 
 # ---- the fake UPS --------------------------------------------------------------------------
@@ -730,7 +731,7 @@ def test_udev_rules_file_is_generated() -> None:
     assert shipped.read_text() == usbhid.udev_rules(), (
         "regenerate: python -m nutbridge udev-rules > " + str(shipped.relative_to(REPO)))
     text = shipped.read_text()
-    from nutbridge.drivers.hid.mapping import known_ids
+    from nutbridge.drivers.hid.registry import known_ids
 
     for vid, pid, _ in known_ids():
         assert f'ATTR{{idVendor}}=="{vid:04x}", ATTR{{idProduct}}=="{pid:04x}"' in text
@@ -738,7 +739,7 @@ def test_udev_rules_file_is_generated() -> None:
 
 
 def test_docs_name_every_subdriver() -> None:
-    from nutbridge.drivers.hid.mapping import subdrivers
+    from nutbridge.drivers.hid.registry import subdrivers
 
     text = (REPO / "docs" / "usb.md").read_text()
     assert [s.name for s in subdrivers() if f"`{s.name}`" not in text] == []

@@ -4,7 +4,17 @@ NUT's own nutdrv_qx on the same simulated device.
 Expected values below were observed with Debian's nutdrv_qx (NUT 2.8.0; 2.8.5 in sid
 agrees) on a pty answering canned replies (``nutdrv_qx -d 1``, and upscmd/SET VAR
 through the C upsd). The differential test runs the C driver, then our bridge, against
-one frozen simulator and compares what upsd serves and the bytes the device gets.
+one frozen simulator and compares what upsd serves and the bytes the device gets. Its
+normalisations, and nothing else:
+
+* driver.* variables are not compared (versions, parameters NUT echoes); of them only
+  ``driver.version.data`` is checked: NUT's starts with "Voltronic", ours is "Voltronic";
+* with a NUT other than 2.8.0 (ours follows 2.8.0): ``battery.voltage`` (2.8.5 prints the raw
+  "026.5", 2.8.0 "26.50") and the ``battery.voltage.high``/``.low`` guesses 2.8.5 adds are not
+  compared, and " DISCHRG" is dropped from NUT's ``ups.status`` (2.8.5 adds it to "OB LB").
+
+Commands, RW variables, types and ranges, the answers to INSTCMD / SET VAR and the bytes
+sent to the device are compared as they are.
 """
 
 from __future__ import annotations
@@ -342,7 +352,8 @@ def test_differential_vs_nut(tmp_path: Path, bridge_server: Callable[..., object
     for step, (a, b) in enumerate(zip(theirs["snaps"], ours["snaps"], strict=True)):  # type: ignore[call-overload]
         a = {k: v for k, v in a.items() if k not in skip}
         b = {k: v for k, v in b.items() if k not in skip}
-        a["ups.status"] = a["ups.status"].replace(" DISCHRG", "")
+        if nut != "2.8.0":
+            a["ups.status"] = a["ups.status"].replace(" DISCHRG", "")
         assert b == a, f"step {step} ({OUTAGE[step][0]}), NUT {nut}"
     assert ours["cmds"] == theirs["cmds"]
     assert ours["rw"] == theirs["rw"]

@@ -37,8 +37,16 @@ from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry  # noq
 from custom_components.nut_bridge.entity import ups_identifier  # noqa: E402
 from nutbridge.client import NutClient  # noqa: E402
 from tests.support.realnut import BridgeProcess, NutConfig  # noqa: E402
+from tests.support.skip_policy import register as register_skip_policy  # noqa: E402
 
 assert Path(custom_components.nut_bridge.__file__).parent == REPO / "custom_components" / "nut_bridge"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # as in tests/: under NUTBRIDGE_REQUIRE_INTEROP=1 a skip not on the allow-list of
+    # tests/support/skip_policy.py fails the session
+    register_skip_policy(config)
+
 
 DUMMY_DEV = """\
 ups.status: OL

@@ -1,14 +1,27 @@
 """Run upstream NUT (C upsd, dummy-ups and the client tools) for interop tests.
 
 Binaries are looked up where Debian puts them: /lib/nut (Debian 12, NUT 2.8.0)
-and /usr/libexec/nut (sid, NUT 2.8.5). Tests call :func:`require` for anything
-they need: locally a missing tool skips the test, but under CI
-(``NUTBRIDGE_REQUIRE_INTEROP=1``, set by .ci/run) it fails it, so no interop
-test can silently skip there.
+and /usr/libexec/nut (sid, NUT 2.8.5).
+
+Prerequisites (one mechanism for every test that needs something the machine may lack):
+locally a missing one skips the test, under CI (``NUTBRIDGE_REQUIRE_INTEROP=1``, set by
+.ci/run) it fails it, so no test can silently skip there.
+
+* :func:`require` (what, found): the general form; :func:`require_daemon`,
+  :func:`require_client` find NUT binaries;
+* :func:`require_module` instead of ``pytest.importorskip`` (also at module level);
+* :func:`require_path` for files and directories (the NUT DDL corpus...);
+* :func:`prerequisite` (what, found) is the marker form, for ``pytestmark``, decorators and
+  ``pytest.param(..., marks=...)``: checked when the test is set up
+  (:func:`check_prerequisite_marks`, called from tests/support/skip_policy.py).
+
+Never use ``pytest.skip``/``skipif``/``importorskip`` directly: under CI the session fails
+on any skip that is not on the allow-list of tests/support/skip_policy.py.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -21,6 +34,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -28,14 +43,47 @@ NUT_LIBEXEC = [Path("/lib/nut"), Path("/usr/libexec/nut"), Path("/usr/lib/nut"),
 REQUIRE = os.environ.get("NUTBRIDGE_REQUIRE_INTEROP", "") not in ("", "0")
 
 
-def require(what: str, found: object) -> None:
-    """Skip (locally) or fail (CI) when an interop prerequisite is missing."""
-    if found:
-        return
+def missing(what: str) -> NoReturn:
+    """Skip (locally) or fail (CI) the current test: prerequisite `what` is missing.
+
+    Also usable at module level (a skip there skips the module; a failure is a collection
+    error, which fails the session)."""
     msg = f"interop prerequisite missing: {what}"
     if REQUIRE:
         pytest.fail(msg + " (NUTBRIDGE_REQUIRE_INTEROP is set)")
-    pytest.skip(msg)
+    pytest.skip(msg, allow_module_level=True)
+
+
+def require(what: str, found: object) -> None:
+    """Skip (locally) or fail (CI) when an interop prerequisite is missing (`found` falsy)."""
+    if not found:
+        missing(what)
+
+
+def require_module(name: str, hint: str = "an extra of nutbridge-ups: make install-test") -> ModuleType:
+    """``pytest.importorskip`` under the interop rule: the imported module, or skip/fail."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        missing(f"Python module {name} ({hint}): {e}")
+
+
+def require_path(path: Path, what: str) -> Path:
+    """`path` (a file or directory that must exist), or skip/fail naming `what`."""
+    require(f"{what} at {path}", path.exists())
+    return path
+
+
+def prerequisite(what: str, found: object) -> pytest.MarkDecorator:
+    """Marker form of :func:`require`, for ``pytestmark = ...``, ``@...`` and
+    ``pytest.param(..., marks=...)``: evaluated now, applied when the test is set up."""
+    return pytest.mark.prerequisite(what, bool(found))
+
+
+def check_prerequisite_marks(item: pytest.Item) -> None:
+    """Apply the item's :func:`prerequisite` markers (module, class, function, parameter)."""
+    for mark in item.iter_markers("prerequisite"):
+        require(*mark.args)
 
 
 def daemon(name: str) -> str | None:

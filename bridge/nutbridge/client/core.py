@@ -6,6 +6,11 @@ answer must echo the query words (case-insensitively) and a LIST must open with
 ``BEGIN LIST <query>``, carry the query words on every item and end at
 ``END LIST``. Anything else raises ``NutError(PROTOCOL-ERROR)``.
 
+Every answer is read by a reader of ``protocol/messages.py`` (next to the writer
+the bridge's upsd uses for it); its ``MalformedAnswer`` becomes PROTOCOL-ERROR and
+its ``ErrorAnswer`` a NutError with the server's code (an ``Err`` when the
+vocabulary knows it, the text as sent otherwise).
+
 Whatever the server sends, memory and time stay bounded: an answer line longer
 than ``connection.MAX_LINE`` is a PROTOCOL-ERROR; a LIST must end within
 ``timeout`` seconds (TIMEOUT) and :data:`MAX_LIST_BYTES` (PROTOCOL-ERROR). Either
@@ -15,13 +20,14 @@ way the connection is dropped, since the rest of the answer would be out of step
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from ..protocol.wire import parse_answer, request
+from ..protocol import messages
+from ..protocol.errors import Err
+from ..protocol.wire import request
 from .connection import Connection
 from .errors import PROTOCOL_ERROR, SERVER_DISCONNECTED, TIMEOUT, TLS_ERROR, NutError
 from .tls import TLSMode, TLSOptions
@@ -38,6 +44,7 @@ MAX_LIST_BYTES = 1 << 20
 _RETRY_SAFE = {"GET": True, "LIST": True, "VER": True, "NETVER": True, "PROTVER": True, "HELP": True}
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -59,26 +66,23 @@ class _ListBudget:
     bytes_left: int = MAX_LIST_BYTES
 
 
-def _split(line: str) -> tuple[str, ...]:
+def _read(line: str, reader: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``reader(...)`` of protocol.messages, its errors as NutError about ``line``."""
     try:
-        return parse_answer(line)
-    except ValueError as exc:
+        return reader(*args, **kwargs)
+    except messages.ErrorAnswer as exc:
+        raise NutError(exc.code, exc.extra, answer=line) from None
+    except messages.MalformedAnswer as exc:
         raise NutError(PROTOCOL_ERROR, answer=line) from exc
+
+
+def _split(line: str) -> tuple[str, ...]:
+    return _read(line, messages.split, line)
 
 
 def check_err(line: str) -> None:
     """Raise NutError for an ``ERR <code> [extra]`` answer."""
-    if line.startswith("ERR"):
-        words = line.split(" ", 2)
-        code = words[1] if len(words) > 1 else ""
-        extra = words[2] if len(words) > 2 else ""
-        raise NutError(code, extra, answer=line)
-
-
-def _echoes(answer: Sequence[str], query: Sequence[str]) -> bool:
-    return len(answer) >= len(query) and all(
-        a.lower() == q.lower() for a, q in zip(answer, query, strict=False)
-    )
+    _read(line, messages.check_err, line)
 
 
 class NutClient:
@@ -120,7 +124,7 @@ class NutClient:
     async def _starttls(self) -> None:
         opts = self.tls_options
         line = await self._exchange(b"STARTTLS\n")
-        if line != "OK STARTTLS":
+        if not messages.parse_starttls(line):
             if opts.mode is TLSMode.TRY:
                 return  # NUT's TRYSSL: carry on in plaintext on any other answer
             check_err(line)
@@ -245,17 +249,26 @@ class NutClient:
 
     async def get(self, *query: str) -> tuple[str, ...]:
         """``GET <query>``; returns the answer words after the echoed query."""
+        _, words = await self._get(query)
+        return words[len(query):]
+
+    async def _get(self, query: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        """The answer line to ``GET <query>`` and its words, checked to echo the query."""
         data = request("GET", *query)
 
-        async def op(c: NutClient) -> tuple[str, ...]:
+        async def op(c: NutClient) -> tuple[str, tuple[str, ...]]:
             line = await c._exchange(data)
             check_err(line)
             words = _split(line)
-            if not _echoes(words, query) or len(words) == len(query):
-                raise NutError(PROTOCOL_ERROR, answer=line)
-            return words[len(query):]
+            _read(line, messages.reply_tail, words, query)
+            return line, words
 
         return await self._run(op, True)
+
+    async def _get_as(self, reader: Callable[[tuple[str, ...]], T], *query: str) -> T:
+        """``GET <query>`` read by one of protocol.messages' readers."""
+        line, words = await self._get(query)
+        return _read(line, reader, words)
 
     async def list_items(self, *query: str) -> list[tuple[str, ...]]:
         """``LIST <query>``; returns each item's words after the query words."""
@@ -265,17 +278,14 @@ class NutClient:
             budget = c._list_budget()
             first = await c._exchange(data)
             check_err(first)
-            if not _echoes(_split(first), ("BEGIN", "LIST", *query)):
-                raise NutError(PROTOCOL_ERROR, answer=first)
+            _read(first, messages.parse_list_begin, _split(first), query)
             items: list[tuple[str, ...]] = []
             while True:
                 line = await c._list_line(budget)
                 words = _split(line)
-                if words[:2] == ("END", "LIST"):
+                if messages.is_list_end(words):
                     return items
-                if not _echoes(words, query):
-                    raise NutError(PROTOCOL_ERROR, answer=line)
-                items.append(words[len(query):])
+                items.append(_read(line, messages.parse_list_item, words, query))
 
         return await self._run(op, True)
 
@@ -323,7 +333,7 @@ class NutClient:
         try:
             return await self.command("PRIMARY", ups)
         except NutError as exc:
-            if exc.code != "UNKNOWN-COMMAND":
+            if exc.code != Err.UNKNOWN_COMMAND:
                 raise
             return await self.command("MASTER", ups)
 
@@ -333,33 +343,32 @@ class NutClient:
     # -- GET ----------------------------------------------------------------------
 
     async def get_var(self, ups: str, var: str) -> str:
-        return (await self.get("VAR", ups, var))[0]
+        return (await self._get_as(messages.parse_var, "VAR", ups, var))[2]
 
     async def get_type(self, ups: str, var: str) -> tuple[str, ...]:
-        return await self.get("TYPE", ups, var)
+        return (await self._get_as(messages.parse_vartype, "TYPE", ups, var))[2]
 
     async def get_desc(self, ups: str, var: str) -> str:
-        return (await self.get("DESC", ups, var))[0]
+        return (await self._get_as(messages.parse_desc, "DESC", ups, var))[2]
 
     async def get_cmddesc(self, ups: str, cmd: str) -> str:
-        return (await self.get("CMDDESC", ups, cmd))[0]
+        return (await self._get_as(messages.parse_cmddesc, "CMDDESC", ups, cmd))[2]
 
     async def get_upsdesc(self, ups: str) -> str:
-        return (await self.get("UPSDESC", ups))[0]
+        return (await self._get_as(messages.parse_upsdesc, "UPSDESC", ups))[1]
 
     async def get_numlogins(self, ups: str) -> int:
-        return int((await self.get("NUMLOGINS", ups))[0])
+        return (await self._get_as(messages.parse_numlogins, "NUMLOGINS", ups))[1]
 
     async def get_tracking(self) -> bool:
         """This connection's tracking flag (``GET TRACKING`` answers a bare ON/OFF)."""
         line = await self.command("GET", "TRACKING")
-        if line not in ("ON", "OFF"):
-            raise NutError(PROTOCOL_ERROR, answer=line)
-        return line == "ON"
+        return _read(line, messages.parse_tracking_flag, line)
 
     async def tracking_status(self, tracking_id: str) -> str:
         """``PENDING`` or ``SUCCESS``; an ERR result raises NutError."""
-        return await self.command("GET", "TRACKING", tracking_id)
+        line = await self.command("GET", "TRACKING", tracking_id)
+        return _read(line, messages.parse_tracking_result, line)
 
     # -- LIST ---------------------------------------------------------------------
 
@@ -401,27 +410,19 @@ class NutClient:
         async def op(c: NutClient) -> list[dict[str, Any]]:
             budget = c._list_budget()
             first = await c._exchange(data)
-            if first in ("ERR INVALID-ARGUMENT", "ERR UNKNOWN-COMMAND"):
+            refused = messages.parse_err(first)
+            if refused in (messages.ErrReply(Err.INVALID_ARGUMENT), messages.ErrReply(Err.UNKNOWN_COMMAND)):
                 # our request is well-formed: the server does not know LIST EVENT
-                raise NutError("UNKNOWN-COMMAND", answer=first)
+                raise NutError(Err.UNKNOWN_COMMAND, answer=first)
             check_err(first)
-            if not _echoes(_split(first), ("BEGIN", "LIST", *head)):
-                raise NutError(PROTOCOL_ERROR, answer=first)
+            _read(first, messages.parse_list_begin, _split(first), head)
             events: list[dict[str, Any]] = []
             while True:
                 line = await c._list_line(budget)
                 words = _split(line)
-                if words[:2] == ("END", "LIST"):
+                if messages.is_list_end(words):
                     return events
-                if len(words) != 3 or not _echoes(words, head):
-                    raise NutError(PROTOCOL_ERROR, answer=line)
-                try:
-                    event = json.loads(words[2])
-                except ValueError:
-                    event = None
-                if not isinstance(event, dict):
-                    raise NutError(PROTOCOL_ERROR, answer=line)
-                events.append(event)
+                events.append(_read(line, messages.parse_event_item, words, name))
 
         return await self._run(op, True)
 
@@ -457,9 +458,4 @@ class NutClient:
 
 
 def _tracking_id(line: str) -> str | None:
-    words = line.split()
-    if len(words) == 3 and words[:2] == ["OK", "TRACKING"]:
-        return words[2]
-    if not line.startswith("OK"):
-        raise NutError(PROTOCOL_ERROR, answer=line)
-    return None
+    return _read(line, messages.parse_ok, line)

@@ -5,6 +5,13 @@
 only what changed. A server that is not a bridge answers ``ERR UNKNOWN-COMMAND``,
 raised as :class:`PushNotSupported` so the caller falls back to polling.
 
+``watch()`` (or :meth:`UpsStates.follow`) does the merging for the caller: it keeps
+every UPS's whole state (variables and availability) and yields the UPS's
+:class:`UpsState` after each batch.
+
+The lines are read by ``protocol/messages.py``'s readers (``parse_subscribed``,
+``parse_push``), next to the writers the bridge sends them with.
+
 Memory stays bounded whatever the server sends: the tokenizer holds at most one
 line, one read queues at most :data:`READ_SIZE` lines, and a batch larger than
 :data:`MAX_BATCH_BYTES` raises ``NutError(PROTOCOL-ERROR)``. A server that floods
@@ -15,9 +22,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
+from ..protocol import messages
+from ..protocol.errors import Err
 from ..protocol.tokenizer import Line, Tokenizer
 from ..protocol.wire import request
 from .errors import PROTOCOL_ERROR, NutError
@@ -46,7 +57,7 @@ class Update:
 
 
 async def subscribe(host: str, port: int, ups: list[str] | None = None,
-                    timeout: float = 10.0) -> AsyncIterator[Update]:
+                    timeout: float = 10.0) -> AsyncGenerator[Update, None]:
     """Yield updates until the connection drops (then ConnectionError)."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     tok = Tokenizer()
@@ -64,35 +75,125 @@ async def subscribe(host: str, port: int, ups: list[str] | None = None,
         writer.write(request("SUBSCRIBE", *(ups or ["*"])))
         await writer.drain()
         first = await asyncio.wait_for(line(), timeout)
-        if first[:1] == ("ERR",):
-            code = first[1] if len(first) > 1 else "UNKNOWN"
-            if code in ("UNKNOWN-COMMAND", "INVALID-ARGUMENT"):
-                raise PushNotSupported(code)
-            raise NutError(code)
-        if first[:2] != ("OK", "SUBSCRIBED"):
-            raise NutError("UNKNOWN", detail=" ".join(first))
+        try:
+            messages.parse_subscribed(first)
+        except messages.ErrorAnswer as exc:
+            if exc.code in (Err.UNKNOWN_COMMAND, Err.INVALID_ARGUMENT):
+                raise PushNotSupported(exc.code) from None
+            raise NutError(exc.code) from None
+        except messages.MalformedAnswer:
+            raise NutError("UNKNOWN", detail=" ".join(first)) from None
         current: Update | None = None
         size = 0
         while True:
-            words = await line()
-            kind = words[0] if words else ""
-            if kind == "BEGIN" and len(words) >= 3:
-                current = Update(words[2])
+            msg = messages.parse_push(await line())
+            if isinstance(msg, messages.UpdateBegin):
+                current = Update(msg.ups)
                 size = 0
-            elif current is None:
+            elif current is None or msg is None:
                 continue
-            elif kind == "VAR" and len(words) >= 4:
-                current.values[words[2]] = words[3]
-                size += len(words[2]) + len(words[3])
-            elif kind == "DELVAR" and len(words) >= 3:
-                current.deleted.add(words[2])
-                size += len(words[2])
-            elif kind == "STATE" and len(words) >= 3:
-                current.state = words[2]
-            elif kind == "END":
+            elif isinstance(msg, messages.UpdateVar):
+                current.values[msg.name] = msg.value
+                size += len(msg.name) + len(msg.value)
+            elif isinstance(msg, messages.UpdateDelvar):
+                current.deleted.add(msg.name)
+                size += len(msg.name)
+            elif isinstance(msg, messages.UpdateState):
+                current.state = msg.state
+            else:  # UpdateEnd
                 yield current
                 current = None
             if size > MAX_BATCH_BYTES:
                 raise NutError(PROTOCOL_ERROR, detail=f"push batch larger than {MAX_BATCH_BYTES} bytes")
     finally:
         writer.close()
+
+
+# ---- whole UPS states ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpsState:
+    """Everything pushed about one UPS so far, as of its latest batch."""
+
+    ups: str
+    variables: Mapping[str, str]  # every current variable (read-only view)
+    state: str = "OK"  # OK, WAIT, DATA-STALE or DRIVER-NOT-CONNECTED
+    # The batch that produced this state: what it set or removed, and whether it was
+    # the UPS's snapshot (its first batch on this connection).
+    changed: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
+    snapshot: bool = False
+
+    @property
+    def available(self) -> bool:
+        return self.state in ("OK", "WAIT")
+
+    @property
+    def error(self) -> str | None:
+        """The ERR code a poll would get now (DATA-STALE, DRIVER-NOT-CONNECTED), else None."""
+        return None if self.available else self.state
+
+
+class UpsStates(Mapping[str, UpsState]):
+    """The merged state of every UPS a subscription reports, by UPS name.
+
+    :meth:`apply` merges one :class:`Update` (sans-IO); :meth:`follow` subscribes and
+    yields the new :class:`UpsState` after each batch. States outlive a connection:
+    following again (after a drop) starts each UPS over from its new snapshot, and a
+    snapshot without variables (a driver that is not connected) keeps the last known
+    ones, marked unavailable by its state. UPSes the server no longer has stay until
+    :meth:`forget`.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, UpsState] = {}
+
+    def __getitem__(self, ups: str) -> UpsState:
+        return self._states[ups]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def apply(self, update: Update, *, snapshot: bool = False) -> UpsState:
+        """Merge one batch; ``snapshot``: it is the UPS's first on its connection,
+        and replaces what was known (when it carries variables)."""
+        old = self._states.get(update.ups)
+        if snapshot and update.values:
+            variables = dict(update.values)
+        else:
+            variables = dict(old.variables) if old is not None else {}
+            variables.update(update.values)
+        for name in update.deleted:
+            variables.pop(name, None)
+        new = UpsState(update.ups, MappingProxyType(variables), update.state,
+                       frozenset(update.values), frozenset(update.deleted), snapshot)
+        self._states[update.ups] = new
+        return new
+
+    def forget(self, ups: str) -> None:
+        """Drop what is known about ``ups`` (e.g. removed from the server)."""
+        self._states.pop(ups, None)
+
+    async def follow(self, host: str, port: int, ups: list[str] | None = None,
+                     timeout: float = 10.0) -> AsyncGenerator[UpsState, None]:
+        """Subscribe and yield each batch's UPS as a whole state; errors as :func:`subscribe`."""
+        seen: set[str] = set()
+        async with aclosing(subscribe(host, port, ups, timeout)) as updates:
+            async for update in updates:
+                state = self.apply(update, snapshot=update.ups not in seen)
+                seen.add(update.ups)
+                yield state
+
+
+def watch(host: str, port: int, ups: list[str] | None = None,
+          timeout: float = 10.0) -> AsyncGenerator[UpsState, None]:
+    """Yield the whole :class:`UpsState` of a UPS after each of its batches.
+
+    ``UpsStates().follow(...)``; keep an :class:`UpsStates` and call its ``follow``
+    instead to see every UPS at any time, or to keep states across reconnections.
+    """
+    return UpsStates().follow(host, port, ups, timeout)

@@ -70,6 +70,8 @@ class Driver:
     #: ups.conf options the driver understands (others are warned about)
     options: ClassVar[frozenset[str]] = frozenset()
     version: ClassVar[str] = "0.1"
+    #: the UPS is powered off by another host (a repeater of a remote upsd): killpower is not ours
+    remote_source: ClassVar[bool] = False
 
     def __init__(self, device: Device, config: Mapping[str, str]) -> None:
         self.device = device

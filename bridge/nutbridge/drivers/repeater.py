@@ -63,6 +63,7 @@ class Repeater(Driver):
     options = frozenset({"mode", "username", "password", "synchronous",
                          "repeater_disable_strict_start"})
     version = "0.15"
+    remote_source = True  # the remote host's primary kills the power, not us
 
     def __init__(self, device: Device, config: Mapping[str, str]) -> None:
         super().__init__(device, config)

@@ -7,7 +7,7 @@ ups.conf options (NUT's names): ``port`` = host[:port] (161), ``community`` (pub
 ``snmp_timeout`` (1 s) and ``snmp_retries`` (5).
 
 Life cycle: :meth:`connect` opens a session and picks the MIB once (sysObjectID, then probes:
-:func:`.snmp.mib.select_mib`); the first :meth:`update` of each connection is NUT's init walk
+:func:`.snmp.registry.select_mib`); the first :meth:`update` of each connection is NUT's init walk
 (every row is read once; rows that do not answer are dropped, outlet templates are expanded
 from ``outlet.count``, commands whose OID answers are offered); later polls read the dynamic rows
 in batched GETs and the outlet columns with GETBULK. An agent that stops answering raises
@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from ..compat import driver_core_2_8_5
 from ..state import Device
 from .base import ConfigError, DeviceError, Driver, Status
-from .snmp.mib import MAX_TEXT, Flag, Mapper, Mib, check_oid, mib_by_name, registry, select_mib, to_raw
+from .snmp.mib import MAX_TEXT, Flag, Mapper, Mib, check_oid, to_raw
+from .snmp.registry import mib_by_name, registry, select_mib
 from .snmp.session import Session, SnmpValue, V3Params, v3_from_options
 
 log = logging.getLogger(__name__)

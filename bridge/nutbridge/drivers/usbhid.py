@@ -5,8 +5,8 @@ backoff); this module wires the HID pieces together:
 
 * ``hid.transport`` finds the device (NUT's matching options), claims it and
   does the control transfers; ``hid.descriptor`` parses its report descriptor;
-  ``hid.mapping`` picks the vendor subdriver and turns report bytes into NUT
-  variables, and SET VAR / INSTCMD into report writes.
+  ``hid.registry`` picks the vendor subdriver and ``hid.mapping`` turns report bytes
+  into NUT variables, and SET VAR / INSTCMD into report writes.
 * :meth:`UsbHid.update` GETs the Feature reports: every ``pollfreq`` seconds
   all of them, otherwise (every ``pollinterval``) only the ones holding status
   and other quick rows, as NUT does.
@@ -141,7 +141,7 @@ class UsbHid(Driver):
         self.matcher: Matcher = Matcher.from_config(self.config)
         forced = self.config.get("subdriver")
         if forced:
-            from .hid.mapping import choose_subdriver
+            from .hid.registry import choose_subdriver
 
             try:
                 choose_subdriver(0, 0, forced)
@@ -197,14 +197,15 @@ class UsbHid(Driver):
         if self.replay is not None or self.config.get("vendorid") or self.config.get("subdriver"):
             return True  # the user named the device (or the driver): take what matches
         # port = auto alone: only devices a vendor subdriver knows (not keyboards, mice...)
-        from .hid.mapping import subdrivers
+        from .hid.registry import subdrivers
 
         return any(s.matches(info.vendor_id, info.product_id)
                    for s in subdrivers() if not s.accepts_unknown)
 
     async def connect(self) -> None:
         from .hid.descriptor import HIDParseError, parse
-        from .hid.mapping import Mapper, choose_subdriver
+        from .hid.mapping import Mapper
+        from .hid.registry import choose_subdriver
         from .hid.transport import open_device
         from .hid.usages import names_for
 
@@ -477,7 +478,7 @@ UDEV_FOOTER = '\nLABEL="nut_bridge_usbups_end"\n'
 
 def udev_rules(group: str = "nut") -> str:
     """The udev rules file for every VID:PID a subdriver claims (whole vendors as ``*``)."""
-    from .hid.mapping import subdrivers
+    from .hid.registry import subdrivers
 
     lines = [UDEV_HEADER]
     seen: set[tuple[int, int | None]] = set()

@@ -51,9 +51,7 @@ class Result:
 
 def is_remote(drv: Driver) -> bool:
     """A repeater mirrors a UPS that another host's primary powers off, not us."""
-    from ..drivers.repeater import Repeater
-
-    return isinstance(drv, Repeater)
+    return drv.remote_source
 
 
 async def killpower_drivers(drivers: Iterable[Driver], only: list[str] | None = None) -> list[Result]:

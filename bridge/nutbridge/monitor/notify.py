@@ -11,11 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .config import UpsmonConf
-    from .machine import Notify
+from typing import Protocol
 
 
 class NotifyFlag(enum.Flag):
@@ -148,7 +144,30 @@ def message_for(ntype: str, ups: str, extra: str = "", overrides: Mapping[str, s
     return format_message(template, ups, extra)
 
 
-def format_notify(conf: UpsmonConf, n: Notify) -> tuple[str, set[str]]:
+class NotifySettings(Protocol):
+    """The NOTIFYMSG / NOTIFYFLAG settings (a :class:`.config.UpsmonConf`)."""
+
+    @property
+    def notifymsg(self) -> Mapping[str, str]: ...
+
+    @property
+    def notifyflag(self) -> Mapping[str, NotifyFlag]: ...
+
+
+class Notification(Protocol):
+    """One notification (a :class:`.machine.Notify`)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def ups(self) -> str: ...
+
+    @property
+    def extra(self) -> str: ...
+
+
+def format_notify(conf: NotifySettings, n: Notification) -> tuple[str, set[str]]:
     """(message, names of the flags to act on) for one notification under ``conf``.
 
     The flag set is empty when the type is IGNOREd; its names are SYSLOG, WALL, EXEC.

@@ -6,6 +6,9 @@
   (``--no-monitor`` turns it off);
 * killpower on SIGUSR2, and by itself when the bridge stops while the
   POWERDOWNFLAG holds upsmon's magic (the host is going down for a power failure).
+
+The bridge (:class:`nutbridge.serve.Bridge`, the composition root) creates the hooks with what
+they need of it: its drivers, its configuration directory and its event history.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +34,7 @@ from .killpower import write_result as write_killpower_result
 from .runner import Runner, powerdown_flag_set
 
 if TYPE_CHECKING:
-    from ..server.app import Bridge
+    from ..drivers import Driver
     from .config import UpsmonConf
 
 log = logging.getLogger("nutbridge.monitor")
@@ -43,10 +47,19 @@ def _parse(path: Path, check: bool = True) -> UpsmonConf:
 
 
 class ServeHooks:
-    def __init__(self, bridge: Bridge, monitor: bool = True) -> None:
-        self.bridge = bridge
-        cfg = bridge.cfg
-        self.upsmon_path = cfg.confdir / "upsmon.conf" if cfg.confdir is not None else None
+    """``drivers``: the bridge's drivers at the time of the call (killpower); ``confdir``: where
+    upsmon.conf may be (None: the embedded configuration); ``state_dir``: ``--state-dir``;
+    ``embedded``: no pid files; ``monitor``: False for ``--no-monitor``; ``record``: where the
+    monitor's and killpower's events go (the event history's ``monitor_recorder()``)."""
+
+    def __init__(self, drivers: Callable[[], Iterable[Driver]], *, confdir: Path | None,
+                 state_dir: Path | None = None, embedded: bool = False, monitor: bool = True,
+                 record: Callable[..., None] | None = None) -> None:
+        self.drivers = drivers
+        self.state_dir = state_dir
+        self.embedded = embedded
+        self.recorder = record
+        self.upsmon_path = confdir / "upsmon.conf" if confdir is not None else None
         # parsed now so a broken upsmon.conf stops `serve` with file:line, exit 2
         # (with --no-monitor the file may belong to another monitor: only its flag is read)
         self.conf: UpsmonConf | None = None
@@ -61,15 +74,13 @@ class ServeHooks:
 
     def _record(self, event: str, **fields: object) -> None:
         # the one place the monitor's and killpower's events reach the bridge's history
-        recorder = getattr(self.bridge, "record_event", None)
-        if recorder is not None:
-            recorder(event, **fields)
+        if self.recorder is not None:
+            self.recorder(event, **fields)
 
     async def start(self) -> None:
         self._started = True
-        cfg = self.bridge.cfg
-        if not cfg.embedded:
-            self.pid_dir = pid_dir(cfg.state_dir)
+        if not self.embedded:
+            self.pid_dir = pid_dir(self.state_dir)
             if self.pid_dir is not None and not write_pid(self.pid_dir / PID_FILE):
                 self.pid_dir = None
         if self.runner is not None:
@@ -108,7 +119,7 @@ class ServeHooks:
     async def _killpower(self, requested: bool = True) -> None:
         only = read_request(self.pid_dir) if requested else None
         log.warning("killpower requested%s", f" for {', '.join(only)}" if only else "")
-        results = await killpower_drivers(self.bridge.drivers.values(), only)
+        results = await killpower_drivers(self.drivers(), only)
         self.killed = self.killed or any(r.ok for r in results)
         for r in results:
             self._record("killpower", ups=r.ups, ok=r.ok,

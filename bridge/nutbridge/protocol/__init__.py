@@ -1,5 +1,7 @@
-"""Sans-IO NUT network protocol: tokenizer, wire formatting, error vocabulary."""
+"""Sans-IO NUT network protocol: tokenizer, wire formatting, error vocabulary, and
+``messages``: every answer's writer (server) and reader (client) side by side."""
 
+from . import messages
 from .errors import CLIENT_ERROR_TEXT, Err
 from .tokenizer import MAX_ARGS, MAX_WORDLEN, Line, ParseError, Tokenizer, split_line
 from .wire import MAX_ANSWER, MAX_VALUE, arg, clip, encode, parse_answer, quote, request
@@ -17,6 +19,7 @@ __all__ = [
     "arg",
     "clip",
     "encode",
+    "messages",
     "parse_answer",
     "quote",
     "request",

@@ -1,6 +1,8 @@
 """NUT's error vocabulary (RFC 9271 section 5.7; upstream server/neterr.h).
 
-Each code is the exact word sent after ``ERR``. The client-side human strings are
+Each code is the exact word sent after ``ERR``; ``Err`` names every code the
+bridge's upsd sends (``messages.err`` writes them, ``messages.parse_err`` reads them
+back, keeping codes it does not know as text). The client-side human strings are
 the ones NUT's client library prints (``Error: <text>``), used by the tools.
 """
 
@@ -43,6 +45,7 @@ class Err(StrEnum):
     MISSING_ARGUMENT = "MISSING-ARGUMENT"
 
     def line(self, extra: str = "") -> str:
+        """The answer line ``ERR <code>[ <extra>]``."""
         return f"ERR {self.value} {extra}\n" if extra else f"ERR {self.value}\n"
 
 

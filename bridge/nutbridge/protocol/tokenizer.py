@@ -299,8 +299,9 @@ class Tokenizer:
                 else:  # a word starts here (a backslash or a dropped byte included)
                     self._in_word = True
                     state = _S.WORD
-            elif state is _S.WORD:
-                j = _end(_WORD_RUN(data, i))
+            elif state is _S.WORD or state is _S.QUOTED:
+                # the word's bytes in one scan, then the byte that stopped it
+                j = _end((_WORD_RUN if state is _S.WORD else _QUOTED_RUN)(data, i))
                 if j > i:
                     self._add_run(data, i, j)
                     i = j
@@ -309,7 +310,19 @@ class Tokenizer:
                 c = data[i]
                 i += 1
                 if c == 0x5C:  # a lone backslash at the end of the data
-                    state = _S.WORD_LITERAL
+                    state = _S.WORD_LITERAL if state is _S.WORD else _S.QUOTED_LITERAL
+                elif state is _S.QUOTED:
+                    if c == 0x22:
+                        self._end_word()
+                        state = _S.START
+                    else:  # '#'
+                        self._word.clear()
+                        self._args = []
+                        self._in_word = False
+                        state = _S.START
+                        events.append(_QUOTE_ERROR)
+                        if len(events) >= max_events:
+                            break
                 elif c == 0x0A:
                     self._end_word()
                     events.append(self._end_line())
@@ -327,28 +340,6 @@ class Tokenizer:
                 else:  # blank
                     self._end_word()
                     state = _S.START
-            elif state is _S.QUOTED:
-                j = _end(_QUOTED_RUN(data, i))
-                if j > i:
-                    self._add_run(data, i, j)
-                    i = j
-                    if i >= n:
-                        break
-                c = data[i]
-                i += 1
-                if c == 0x22:
-                    self._end_word()
-                    state = _S.START
-                elif c == 0x5C:
-                    state = _S.QUOTED_LITERAL
-                else:  # '#'
-                    self._word.clear()
-                    self._args = []
-                    self._in_word = False
-                    state = _S.START
-                    events.append(_QUOTE_ERROR)
-                    if len(events) >= max_events:
-                        break
             elif state is _S.QUOTED_LITERAL or state is _S.WORD_LITERAL:
                 self._add(data[i])
                 i += 1

@@ -9,6 +9,9 @@ Check order matters to clients and is kept exactly (docs/architecture.md):
 SET VAR: UNKNOWN-UPS, availability, ACCESS-DENIED, VAR-NOT-SUPPORTED, READONLY,
 SET-FAILED/TOO-LONG, INVALID-VALUE; INSTCMD: UNKNOWN-UPS, availability,
 CMD-NOT-SUPPORTED, ACCESS-DENIED.
+
+What each answer looks like is protocol/messages.py's business: every line is
+written by one of its writers, every error named by :class:`~..protocol.errors.Err`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from ..config.hostsaccess import HostsAccess
 from ..config.upsd_conf import UpsdConf
 from ..config.users import Users
 from ..history import History, wire_json
-from ..protocol.wire import MAX_ANSWER, clip, encode
+from ..protocol import messages as m
+from ..protocol.errors import Err
 from ..ratelog import RateLimitedLog
 from ..state import Device, DriverState
 from .descriptions import Descriptions
@@ -36,16 +40,6 @@ PROTOCOL_VERSION = "1.3"
 SERVER_INFO = f"Network UPS Tools upsd {NUT_COMPAT} (NUT Bridge {__version__}) - https://www.networkupstools.org/"
 HELP = "Commands: HELP VER PROTVER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS\n"
 
-# Driver result codes -> GET TRACKING answers (upstream tracking_get).
-_TRACKING_TEXT = {
-    -1: "PENDING\n",
-    0: "SUCCESS\n",
-    1: "ERR UNKNOWN\n",
-    2: "ERR INVALID-ARGUMENT\n",
-    3: "ERR FAILED\n",
-    4: "ERR INVALID-ARGUMENT\n",
-}
-
 # Answers to repeated GET VAR lines kept (all forgotten when full: an attacker asking
 # for endless names only costs itself the cache).
 ANSWER_CACHE_MAX = 1024
@@ -56,10 +50,6 @@ EVENTS_MAX = 1000
 
 # kind ("SET" | "INSTCMD"), device, name, value/param, tracking id -> queued?
 Dispatcher = Callable[[str, Device, str, "str | None", "str | None"], bool]
-
-
-def _err(code: str) -> str:
-    return f"ERR {code}\n"
 
 
 @dataclass(eq=False)
@@ -171,20 +161,20 @@ class Core:
     def handle(self, s: Session, words: tuple[str, ...]) -> str:
         self.cacheable = None
         if not words:
-            return _err("UNKNOWN-COMMAND")
+            return m.err(Err.UNKNOWN_COMMAND)
         name = words[0].upper()
         handler = self._commands.get(name)
         if handler is None:
-            return _err("UNKNOWN-COMMAND")
+            return m.err(Err.UNKNOWN_COMMAND)
         if name in self._user_cmds:
             if s.username is None:
-                return _err("USERNAME-REQUIRED")
+                return m.err(Err.USERNAME_REQUIRED)
             if s.password is None:
-                return _err("PASSWORD-REQUIRED")
+                return m.err(Err.PASSWORD_REQUIRED)
             if self.hosts_access is not None and not self.hosts_access.permits(s.addr):
                 self.peer_log.log(logging.WARNING, s.addr, "hosts",
                                   "Access denied to %s by hosts.allow/hosts.deny", s.addr)
-                return _err("ACCESS-DENIED")
+                return m.err(Err.ACCESS_DENIED)
         return handler(s, words[1:])
 
     def find(self, name: str) -> Device | None:
@@ -205,25 +195,25 @@ class Core:
 
     def _avail(self, dev: Device) -> str | None:
         code = dev.availability(self.conf.maxage)
-        return _err(code) if code else None
+        return m.err(Err(code)) if code else None
 
     # ---- simple commands ----------------------------------------------------
     def _ver(self, s: Session, a: tuple[str, ...]) -> str:
-        return _err("INVALID-ARGUMENT") if a else SERVER_INFO + "\n"
+        return m.err(Err.INVALID_ARGUMENT) if a else SERVER_INFO + "\n"
 
     def _netver(self, s: Session, a: tuple[str, ...]) -> str:
-        return _err("INVALID-ARGUMENT") if a else PROTOCOL_VERSION + "\n"
+        return m.err(Err.INVALID_ARGUMENT) if a else PROTOCOL_VERSION + "\n"
 
     def _help(self, s: Session, a: tuple[str, ...]) -> str:
-        return _err("INVALID-ARGUMENT") if a else HELP
+        return m.err(Err.INVALID_ARGUMENT) if a else HELP
 
     def _starttls(self, s: Session, a: tuple[str, ...]) -> str:
         if s.tls:
-            return _err("ALREADY-SSL-MODE")
+            return m.err(Err.ALREADY_SSL_MODE)
         if not self.tls_available:
-            return _err("FEATURE-NOT-CONFIGURED")
+            return m.err(Err.FEATURE_NOT_CONFIGURED)
         s.start_tls = True
-        return "OK STARTTLS\n"
+        return m.OK_STARTTLS
 
     def _username(self, s: Session, a: tuple[str, ...]) -> str:
         return self._credential(s, a, "username")
@@ -235,61 +225,61 @@ class Core:
     def _credential(s: Session, a: tuple[str, ...], field: str) -> str:
         # always OK when first given: credentials are checked per command
         if len(a) != 1:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         if getattr(s, field) is not None:
-            return _err(f"ALREADY-SET-{field.upper()}")
+            return m.err(Err.ALREADY_SET_USERNAME if field == "username" else Err.ALREADY_SET_PASSWORD)
         setattr(s, field, a[0])
-        return "OK\n"
+        return m.OK
 
     def _logout(self, s: Session, a: tuple[str, ...]) -> str:
         s.close_after = True
-        return "OK Goodbye\n"
+        return m.OK_GOODBYE
 
     def _action(self, s: Session, action: str) -> bool:
         return self.users.check_action(s.username, s.password, s.addr, action)
 
     def _login(self, s: Session, a: tuple[str, ...]) -> str:
         if len(a) != 1:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         if s.login is not None:
-            return _err("ALREADY-LOGGED-IN")
+            return m.err(Err.ALREADY_LOGGED_IN)
         dev = self.find(a[0])
         if dev is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         if not self._action(s, "login"):
             self.peer_log.log(logging.WARNING, s.addr, "login", "User %s@%s failed to LOGIN to UPS [%s]",
                               s.username, s.addr, dev.name)
-            return _err("ACCESS-DENIED")
+            return m.err(Err.ACCESS_DENIED)
         s.login = dev
         dev.numlogins += 1
         log.info("User %s@%s logged into UPS [%s]", s.username, s.addr, dev.name)
-        return "OK\n"
+        return m.OK
 
     def _primary(self, s: Session, a: tuple[str, ...], word: str) -> str:
         # a permission probe only: it changes no state
         if len(a) != 1:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         dev = self.find(a[0])
         if dev is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         if not (self._action(s, "primary") or self._action(s, "master")):
-            return _err("ACCESS-DENIED")
-        return f"OK {word}-GRANTED\n"
+            return m.err(Err.ACCESS_DENIED)
+        return m.granted(word)
 
     def _fsd(self, s: Session, a: tuple[str, ...]) -> str:
         if len(a) != 1:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         dev = self.find(a[0])
         if dev is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         if not self._action(s, "fsd"):
             self.peer_log.log(logging.WARNING, s.addr, "fsd", "User %s@%s failed to set FSD on UPS [%s]",
                               s.username, s.addr, dev.name)
-            return _err("ACCESS-DENIED")
+            return m.err(Err.ACCESS_DENIED)
         log.warning("Client %s@%s set FSD on UPS [%s]", s.username, s.addr, dev.name)
         self._record("fsd", dev, "FSD set", s)
         dev.latch_fsd()
-        return "OK FSD-SET\n"
+        return m.OK_FSD_SET
 
     # ---- push extension ------------------------------------------------------
     def _subscribe(self, s: Session, a: tuple[str, ...]) -> str:
@@ -300,9 +290,9 @@ class Core:
         does subscribing.
         """
         if not self.conf.push:
-            return _err("UNKNOWN-COMMAND")
+            return m.err(Err.UNKNOWN_COMMAND)
         if not a:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         if a == ("*",):
             devs = list(self.devices)
         else:
@@ -310,29 +300,29 @@ class Core:
             for name in a:
                 dev = self.find(name)
                 if dev is None:
-                    return _err("UNKNOWN-UPS")
+                    return m.err(Err.UNKNOWN_UPS)
                 devs.append(dev)
         new = [d for d in devs if d.name not in s.subscribed]
         s.subscribed.update(d.name for d in new)
         s.subscribe_to = new
-        return "OK SUBSCRIBED\n"
+        return m.OK_SUBSCRIBED
 
     def update_batch(self, dev: Device, changed: frozenset[str] | None) -> str:
         """One push batch: changed variables (all when None), deletions, availability."""
         name = dev.name
-        out = [f"BEGIN UPDATE {name}\n"]
+        out = [m.update_begin(name)]
         names = [v.name for v in dev.variables()] if changed is None else sorted(changed, key=str.lower)
         for n in names:
             var = dev.get(n)
             if var is not None:
                 value = dev.served_status() if n.lower() == "ups.status" else var.value
-                out.append(clip(f'VAR {name} {var.name} "{encode(value)}"\n'))
+                out.append(m.var(name, var.name, value))
             elif not dev.has_cmd(n) and changed is not None:
-                out.append(clip(f"DELVAR {name} {n}\n"))
+                out.append(m.delvar(name, n))
         code = dev.availability(self.conf.maxage)
         state = code or ("WAIT" if dev.driver_state is DriverState.WAIT else "OK")
-        out.append(f"STATE {name} {state}\n")
-        out.append(f"END UPDATE {name}\n")
+        out.append(m.update_state(name, state))
+        out.append(m.update_end(name))
         return "".join(out)
 
     # ---- event history extension ---------------------------------------------
@@ -362,96 +352,94 @@ class Core:
         ``addr`` are only shown to a user who may act.
         """
         if self.history is None or not self.conf.push or not 1 <= len(a) <= 2:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         name = a[0]
         if name != "*" and self.find(name) is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         count = EVENTS_DEFAULT
         if len(a) == 2:
             if not (a[1].isascii() and a[1].isdigit()) or int(a[1]) < 1:
-                return _err("INVALID-ARGUMENT")
+                return m.err(Err.INVALID_ARGUMENT)
             count = min(int(a[1]), EVENTS_MAX)
         private = self._may_act(s)
-        head = f"EVENT {name}"
-        budget = MAX_ANSWER - len(head) - 4  # space, two quotes, newline
-        out = [f"BEGIN LIST {head}\n"]
-        for rec in self.history.records(None if name == "*" else name, count=count):
-            out.append(f'{head} "{encode(wire_json(rec, private, budget))}"\n')
-        out.append(f"END LIST {head}\n")
-        return "".join(out)
+        budget = m.event_room(name)
+        records = self.history.records(None if name == "*" else name, count=count)
+        return m.list_block(("EVENT", name), (m.event_item(name, wire_json(rec, private, budget))
+                                              for rec in records))
 
     # ---- GET ----------------------------------------------------------------
     def _get(self, s: Session, a: tuple[str, ...]) -> str:
         if not a:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         sub = a[0].upper()
         if sub == "TRACKING":
             if len(a) == 1:
-                return "ON\n" if s.tracking else "OFF\n"
+                return m.tracking_flag(s.tracking)
             if not s.tracking:
-                return _err("FEATURE-NOT-CONFIGURED")
+                return m.err(Err.FEATURE_NOT_CONFIGURED)
             self._purge_tracking()
             entry = self.tracking.get(a[1].upper())
-            return _TRACKING_TEXT.get(entry[0], "ERR UNKNOWN\n") if entry else "ERR UNKNOWN\n"
+            return m.tracking_result(entry[0] if entry else None)
         if len(a) < 2:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         upsname = a[1]
         if sub == "NUMLOGINS":
             dev = self.find(upsname)
             if dev is None:
-                return _err("UNKNOWN-UPS")
-            return self._avail(dev) or f"NUMLOGINS {upsname} {dev.numlogins}\n"
+                return m.err(Err.UNKNOWN_UPS)
+            return self._avail(dev) or m.numlogins(upsname, dev.numlogins)
         if sub == "UPSDESC":
             dev = self.find(upsname)
             if dev is None:
-                return _err("UNKNOWN-UPS")
-            return clip(f'UPSDESC {upsname} "{encode(dev.desc or "Unavailable")}"\n')
+                return m.err(Err.UNKNOWN_UPS)
+            return m.upsdesc(upsname, dev.desc or "Unavailable")
         if len(a) < 3:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         varname = a[2]
         if sub == "VAR":
             return self._get_var(upsname, varname)
         if sub in ("TYPE", "DESC", "CMDDESC"):
             dev = self.find(upsname)
             if dev is None:
-                return _err("UNKNOWN-UPS")
+                return m.err(Err.UNKNOWN_UPS)
             err = self._avail(dev)
             if err:
                 return err
             if sub == "TYPE":
                 var = dev.get(varname)
                 if var is None:
-                    return _err("VAR-NOT-SUPPORTED")
-                return clip(f"TYPE {upsname} {varname} {' '.join(var.type_words())}\n")
-            text = self.descriptions.var(varname) if sub == "DESC" else self.descriptions.cmd(varname)
-            return clip(f'{sub} {upsname} {varname} "{text or "Description unavailable"}"\n')
-        return _err("INVALID-ARGUMENT")
+                    return m.err(Err.VAR_NOT_SUPPORTED)
+                return m.vartype(upsname, varname, var.type_words())
+            if sub == "DESC":
+                return m.desc(upsname, varname, self.descriptions.var(varname) or "Description unavailable")
+            return m.cmddesc(upsname, varname, self.descriptions.cmd(varname) or "Description unavailable")
+        return m.err(Err.INVALID_ARGUMENT)
 
     def _get_var(self, upsname: str, varname: str) -> str:
         low = varname.lower()
         if low.startswith("server."):
             # upstream answers these in lower case whatever the client sent
             if low == "server.info":
-                return clip(f'VAR {upsname} server.info "{SERVER_INFO}"\n')
+                return m.var(upsname, "server.info", SERVER_INFO)
             if low == "server.version":
-                return clip(f'VAR {upsname} server.version "{NUT_COMPAT}"\n')
-            return _err("VAR-NOT-SUPPORTED")
+                return m.var(upsname, "server.version", NUT_COMPAT)
+            return m.err(Err.VAR_NOT_SUPPORTED)
         dev = self._by_name.get(upsname.lower())
         if dev is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         err = self._avail(dev)
         if err:
             return err
         if low == "ups.status":
             if dev.get("ups.status") is None and dev.driver_state is not DriverState.WAIT and not dev.fsd:
-                return _err("VAR-NOT-SUPPORTED")
+                return m.err(Err.VAR_NOT_SUPPORTED)
             self._may_cache(dev)
-            return clip(f'VAR {upsname} {varname} "{encode(dev.served_status())}"\n')
+            return m.var(upsname, varname, dev.served_status())
         var = dev.get(varname)
         if var is None:
-            return _err("VAR-NOT-SUPPORTED")
+            return m.err(Err.VAR_NOT_SUPPORTED)
         self._may_cache(dev)
-        return clip(f'VAR {upsname} {varname} "{encode(var.value)}"\n')
+        return m.var(upsname, varname, var.value)
 
     def _may_cache(self, dev: Device) -> None:
         # Valid until the device changes (generation) or, with fresh data, until it
@@ -465,64 +453,51 @@ class Core:
     # ---- LIST ---------------------------------------------------------------
     def _list(self, s: Session, a: tuple[str, ...]) -> str:
         if not a:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         sub = a[0].upper()
         if sub == "EVENT":
             return self._list_event(s, a[1:])
         if sub == "UPS":
-            out = ["BEGIN LIST UPS\n"]
-            for d in self.devices:
-                out.append(clip(f'UPS {d.name} "{encode(d.desc or "Description unavailable")}"\n'))
-            out.append("END LIST UPS\n")
-            return "".join(out)
+            return m.list_block(("UPS",), (m.ups_item(d.name, d.desc or "Description unavailable")
+                                           for d in self.devices))
         if len(a) < 2:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         upsname = a[1]
         if sub in ("VAR", "RW", "CMD", "CLIENT"):
             dev = self.find(upsname)
             if dev is None:
-                return _err("UNKNOWN-UPS")
+                return m.err(Err.UNKNOWN_UPS)
             if sub == "CLIENT":
-                out = [f"BEGIN LIST CLIENT {upsname}\n"]
-                out += [f"CLIENT {dev.name} {x.addr}\n" for x in self.sessions if x.login is dev]
-                out.append(f"END LIST CLIENT {upsname}\n")
-                return "".join(out)
+                clients = [m.client_item(dev.name, x.addr) for x in self.sessions if x.login is dev]
+                return m.list_block(("CLIENT", upsname), clients)
             err = self._avail(dev)
             if err:
                 return err
             if sub == "VAR":
                 return self._list_var(dev, upsname)
             if sub == "RW":
-                out = [f"BEGIN LIST RW {upsname}\n"]
-                out += [clip(f'RW {upsname} {v.name} "{encode(v.value)}"\n') for v in dev.variables() if v.rw]
-                out.append(f"END LIST RW {upsname}\n")
-                return "".join(out)
-            out = [f"BEGIN LIST CMD {upsname}\n"]
-            out += [clip(f"CMD {upsname} {c}\n") for c in dev.commands()]
-            out.append(f"END LIST CMD {upsname}\n")
-            return "".join(out)
+                return m.list_block(("RW", upsname),
+                                    (m.rw_item(upsname, v.name, v.value) for v in dev.variables() if v.rw))
+            return m.list_block(("CMD", upsname), (m.cmd_item(upsname, c) for c in dev.commands()))
         if len(a) < 3:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         varname = a[2]
         if sub in ("ENUM", "RANGE"):
             dev = self.find(upsname)
             if dev is None:
-                return _err("UNKNOWN-UPS")
+                return m.err(Err.UNKNOWN_UPS)
             err = self._avail(dev)
             if err:
                 return err
             var = dev.get(varname)
             if var is None:
-                return _err("VAR-NOT-SUPPORTED")
-            head = f"{sub} {upsname} {varname}"
-            out = [clip(f"BEGIN LIST {head}\n")]
+                return m.err(Err.VAR_NOT_SUPPORTED)
             if sub == "ENUM":
-                out += [clip(f'{head} "{encode(e)}"\n') for e in var.enums]
+                items = [m.enum_item(upsname, varname, e) for e in var.enums]
             else:
-                out += [clip(f'{head} "{lo}" "{hi}"\n') for lo, hi in var.ranges]
-            out.append(clip(f"END LIST {head}\n"))
-            return "".join(out)
-        return _err("INVALID-ARGUMENT")
+                items = [m.range_item(upsname, varname, lo, hi) for lo, hi in var.ranges]
+            return m.list_block((sub, upsname, varname), items)
+        return m.err(Err.INVALID_ARGUMENT)
 
     def _list_var(self, dev: Device, upsname: str) -> str:
         # Rendered once per (device generation, name as sent, fsd): a poller
@@ -532,7 +507,7 @@ class Core:
         hit = cache.get(upsname)
         if hit is not None and hit[0] == key:
             return str(hit[1])
-        out = [f"BEGIN LIST VAR {upsname}\n"]
+        out = []
         have_status = False
         for v in dev.variables():
             if v.name.lower() == "ups.status":
@@ -540,15 +515,14 @@ class Core:
                 value = dev.served_status()
             else:
                 value = v.value
-            out.append(clip(f'VAR {upsname} {v.name} "{encode(value)}"\n'))
+            out.append(m.var(upsname, v.name, value))
         if not have_status and (dev.driver_state is DriverState.WAIT or dev.fsd):
             # WAIT (or a latched FSD) shows even before the driver set a status
-            line = clip(f'VAR {upsname} ups.status "{encode(dev.served_status())}"\n')
+            line = m.var(upsname, "ups.status", dev.served_status())
             names = [v.name.lower() for v in dev.variables()]
             pos = sum(1 for n in names if n < "ups.status")
-            out.insert(1 + pos, line)
-        out.append(f"END LIST VAR {upsname}\n")
-        text = "".join(out)
+            out.insert(pos, line)
+        text = m.list_block(("VAR", upsname), out)
         if len(cache) > 8:
             cache.clear()
         cache[upsname] = (key, text)
@@ -571,85 +545,82 @@ class Core:
         for tid in [t for t, (_, exp) in self.tracking.items() if exp < now]:
             del self.tracking[tid]
 
-    def _ok(self, tid: str | None) -> str:
-        return f"OK TRACKING {tid}\n" if tid else "OK\n"
-
     def _set(self, s: Session, a: tuple[str, ...]) -> str:
         if len(a) < 2:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         sub = a[0].upper()
         if sub == "TRACKING":
             val = a[1].upper()
             if val == "ON":
                 s.tracking = True
                 self.tracking_global = True
-                return "OK\n"
+                return m.OK
             if val == "OFF":
                 s.tracking = False
                 self.tracking_global = any(x.tracking for x in self.sessions)
-                return "OK\n"
-            return _err("INVALID-ARGUMENT")
+                return m.OK
+            return m.err(Err.INVALID_ARGUMENT)
         if sub != "VAR" or len(a) < 4:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         upsname, varname, value = a[1], a[2], a[3]
         dev = self.find(upsname)
         if dev is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         err = self._avail(dev)
         if err:
             return err
         if not self._action(s, "set"):
             self.peer_log.log(logging.WARNING, s.addr, "set", "User %s@%s failed to SET %s on UPS [%s]",
                               s.username, s.addr, varname, dev.name)
-            return _err("ACCESS-DENIED")
+            return m.err(Err.ACCESS_DENIED)
         var = dev.get(varname)
         if var is None:
-            return _err("VAR-NOT-SUPPORTED")
+            return m.err(Err.VAR_NOT_SUPPORTED)
         if not var.rw:
-            return _err("READONLY")
+            return m.err(Err.READONLY)
         if var.string:
             if var.aux < 1:
-                return _err("SET-FAILED")
+                return m.err(Err.SET_FAILED)
             if len(value) > var.aux:
-                return _err("TOO-LONG")
+                return m.err(Err.TOO_LONG)
         if var.enums and value not in var.enums:
-            return _err("INVALID-VALUE")
+            return m.err(Err.INVALID_VALUE)
         if var.ranges:
             n = _atoi(value)
             if not any(lo <= n <= hi for lo, hi in var.ranges):
-                return _err("INVALID-VALUE")
+                return m.err(Err.INVALID_VALUE)
         tid = self._new_tracking(s)
         if self.dispatcher is None or not self.dispatcher("SET", dev, var.name, value, tid):
             self.tracking.pop(tid or "", None)
-            return _err("SET-FAILED")
+            return m.err(Err.SET_FAILED)
         log.info("Set variable: %s@%s set %s on %s to %s", s.username, s.addr, var.name, dev.name, value)
         self._record("set", dev, f"{var.name} = {value}", s, var=var.name, value=value)
-        return self._ok(tid)
+        return m.ok(tid)
 
     def _instcmd(self, s: Session, a: tuple[str, ...]) -> str:
         if len(a) < 2:
-            return _err("INVALID-ARGUMENT")
+            return m.err(Err.INVALID_ARGUMENT)
         upsname, cmd = a[0], a[1]
         param = a[2] if len(a) == 3 else None  # upstream drops it with 4+ args
         dev = self.find(upsname)
         if dev is None:
-            return _err("UNKNOWN-UPS")
+            return m.err(Err.UNKNOWN_UPS)
         err = self._avail(dev)
         if err:
             return err
         if not dev.has_cmd(cmd):
-            return _err("CMD-NOT-SUPPORTED")
+            return m.err(Err.CMD_NOT_SUPPORTED)
         if not self.users.check_instcmd(s.username, s.password, s.addr, cmd):
             self.peer_log.log(logging.WARNING, s.addr, "instcmd", "User %s@%s failed to run %s on UPS [%s]",
                               s.username, s.addr, cmd, dev.name)
-            return _err("ACCESS-DENIED")
+            return m.err(Err.ACCESS_DENIED)
         tid = self._new_tracking(s)
         if self.dispatcher is None or not self.dispatcher("INSTCMD", dev, dev.canonical_cmd(cmd), param, tid):
             self.tracking.pop(tid or "", None)
-            return _err("INSTCMD-FAILED")
+            return m.err(Err.INSTCMD_FAILED)
         log.info("Instant command: %s@%s did %s%s on %s", s.username, s.addr, cmd,
                  f" (param {param})" if param is not None else "", dev.name)
         name = dev.canonical_cmd(cmd)
         self._record("command", dev, name if param is None else f"{name} {param}", s,
                      command=name, param=param)
-        return self._ok(tid)
+        return m.ok(tid)

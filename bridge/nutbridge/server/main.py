@@ -22,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..config.parser import ConfigError
 from ..config.upsd_conf import DEFAULT_PORT, Listen
-from .app import Bridge, BridgeConfig, load_config
+from ..serve import Bridge, BridgeConfig, load_config
 from .upsd import ListenError
 
 log = logging.getLogger("nutbridge")

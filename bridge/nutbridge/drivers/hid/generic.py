@@ -135,4 +135,5 @@ SUBDRIVER = Subdriver(
     rows=ROWS,
     cmds=CMDS,
     accepts_unknown=True,
+    recognizes=is_power_device,
 )

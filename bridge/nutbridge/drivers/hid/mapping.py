@@ -18,9 +18,11 @@ device's parsed descriptor and does everything that needs no I/O:
   :meth:`Mapper.instcmd`), and the exact SET_REPORT bytes of a write
   (:meth:`Mapper.render_write`).
 
-Typical driver use (``drivers/usbhid.py``)::
+The subdriver tables and the choice among them live in :mod:`.registry` (which imports the
+vendor modules; they import this module for the table vocabulary). Typical driver use
+(``drivers/usbhid.py``)::
 
-    sub = choose_subdriver(info.vendor_id, info.product_id, config.get("subdriver"))
+    sub = registry.choose_subdriver(info.vendor_id, info.product_id, config.get("subdriver"))
     desc = descriptor.parse(raw, names=usages.names_for(sub.key))   # vendor usage names differ
     options = {**sub.default_options(info.product_id), **config}      # CPS delays, APC pollonly
     mapper = Mapper(sub, desc, options, info=info)
@@ -72,9 +74,7 @@ __all__ = [
     "Subdriver",
     "UsbIdentity",
     "Write",
-    "choose_subdriver",
     "compute_status",
-    "subdrivers",
 ]
 
 
@@ -226,6 +226,9 @@ class Subdriver:
     finish: Callable[[dict[str, str], Ctx], None] | None = None
     #: the generic fallback: used for devices no table names, when their descriptor has a UPS collection
     accepts_unknown: bool = False
+    #: for ``accepts_unknown``: does a descriptor describe a device this table can make sense of?
+    #: (:meth:`Mapper.supported`; None: any descriptor)
+    recognizes: Callable[[ReportDescriptor], bool] | None = None
     #: per product ID: ups.conf option defaults (e.g. {"pollonly": ""} where NUT disables the interrupt pipe)
     product_defaults: Mapping[int, Mapping[str, str]] = dc_field(default_factory=dict)
 
@@ -443,49 +446,6 @@ def transfer_reason(bits: Mapping[str, bool]) -> str | None:
     return None
 
 
-# ---- subdriver registry -------------------------------------------------------------------
-
-def subdrivers() -> list[Subdriver]:
-    """All subdrivers in NUT's matching order (mge before apc ...), generic fallback last."""
-    from . import apc, belkin, cps, generic, mge, tripplite
-
-    return [mge.SUBDRIVER, apc.SUBDRIVER, belkin.SUBDRIVER, cps.SUBDRIVER, tripplite.SUBDRIVER,
-            generic.SUBDRIVER]
-
-
-def _short(name: str) -> str:
-    return name.split()[0].lower()
-
-
-def choose_subdriver(vendor_id: int, product_id: int, forced: str | None = None) -> Subdriver:
-    """The subdriver for a device: ``forced`` (ups.conf ``subdriver``, matched
-    case-insensitively against the name, e.g. "APC HID", or its first word: "apc",
-    "cyberpower", "mge", "tripplite", "generic") else the first whose VID/PID table
-    matches, else the generic Power Device Class fallback. Raises ``KeyError`` for
-    an unknown forced name."""
-    subs = subdrivers()
-    if forced:
-        want = forced.strip().lower()
-        for sub in subs:
-            if want in (sub.name.lower(), _short(sub.name), sub.version_data.lower()):
-                return sub
-        raise KeyError(f"unknown subdriver '{forced}' (known: {', '.join(s.name for s in subs)})")
-    for sub in subs:
-        if sub.matches(vendor_id, product_id):
-            return sub
-    return subs[-1]
-
-
-def known_ids() -> list[tuple[int, int, str]]:
-    """(vendor, product, subdriver name) of every explicitly supported device (for udev rules)."""
-    out: list[tuple[int, int, str]] = []
-    for sub in subdrivers():
-        for vid, pid in sub.ids:
-            if pid is not None:
-                out.append((vid, pid, sub.name))
-    return out
-
-
 # ---- the mapper ---------------------------------------------------------------------------
 
 @dataclass
@@ -546,9 +506,8 @@ class Mapper:
         vendor gadget): the driver should refuse such a device rather than publish nothing."""
         if not self.sub.accepts_unknown:
             return True
-        from .generic import is_power_device
-
-        return is_power_device(self.desc) and any(not b.row.flags & ABSENT for b in self.rows)
+        recognized = self.sub.recognizes is None or self.sub.recognizes(self.desc)
+        return recognized and any(not b.row.flags & ABSENT for b in self.rows)
 
     def _feature(self, path: str) -> Field | None:
         return self.desc.find(path, "Feature")

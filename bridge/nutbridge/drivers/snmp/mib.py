@@ -3,8 +3,8 @@
 A MIB module (``ietf.py``, ``apcc.py``, ``mge.py``, ``apc_pdu.py``, ``eaton_epdu.py`` ...) is pure
 data: one or more :class:`Mib` objects (NUT's ``mib2nut_info_t``) with a :class:`Row` table (NUT's
 ``snmp_info_t`` rows for variables) and a :class:`Cmd` table (the ``SU_TYPE_CMD`` rows). Each module
-exposes ``MIBS: tuple[Mib, ...]``; :data:`MODULES` lists the modules in NUT's detection order and
-:func:`registry` loads them.
+exposes ``MIBS: tuple[Mib, ...]``; :mod:`.registry` imports the modules, lists their MIBs in NUT's
+detection order and picks the one for an agent (the modules import this one for the vocabulary).
 
 Row semantics (transcribed from NUT's documented snmp-ups behaviour, drivers.md §4):
 
@@ -45,9 +45,8 @@ GETs/walks through :mod:`.session`.
 from __future__ import annotations
 
 import enum
-import importlib
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
@@ -56,8 +55,7 @@ from .session import SnmpValue
 __all__ = [
     "ABSENT", "ALARM", "BYPASS_1", "BYPASS_3", "DAISY", "INPUT_1", "INPUT_3", "NEGINVALID", "OUTLET",
     "OUTLET_GROUP", "OUTPUT_1", "OUTPUT_3", "RW", "SEMI", "STATIC", "STATUS", "STRING", "UNIQUE",
-    "ZEROINVALID", "Cmd", "Converter", "Flag", "Mapper", "Mib", "Row", "format_number", "mib_by_name",
-    "registry", "select_mib",
+    "ZEROINVALID", "Cmd", "Converter", "Flag", "Mapper", "Mib", "Row", "check_oid", "format_number",
 ]
 
 
@@ -166,60 +164,7 @@ class Mib:
         return f"{self.name} MIB {version}"
 
 
-# ---- registry -------------------------------------------------------------------------------
-
-#: MIB modules in NUT's detection order (vendor MIBs first, the generic RFC 1628 ones last).
-#: Modules that are not there (yet) are skipped.
-MODULES: tuple[str, ...] = ("apc_pdu", "apcc", "eaton_epdu", "huawei", "mge", "xppc", "ietf")
-
-_registry: tuple[Mib, ...] | None = None
-
-
-def registry() -> tuple[Mib, ...]:
-    """All MIBs in detection order (loads the MIB modules once)."""
-    global _registry
-    if _registry is None:
-        mibs: list[Mib] = []
-        for mod in MODULES:
-            try:
-                module = importlib.import_module(f"{__package__}.{mod}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__package__}.{mod}":
-                    raise
-                continue
-            mibs.extend(getattr(module, "MIBS", ()))
-        _registry = tuple(mibs)
-    return _registry
-
-
-def mib_by_name(name: str) -> list[Mib]:
-    """The MIBs a ``mibs = name`` option allows (several entries may share a name, e.g. ietf)."""
-    return [m for m in registry() if m.name == name]
-
-
-#: does this OID answer? (a GET that returns a value)
-Probe: TypeAlias = Callable[[str], Awaitable[bool]]
-
-
-async def select_mib(sysobjectid: str | None, probe: Probe, mibs: str = "auto") -> Mib | None:
-    """Pick the MIB like NUT 2.8: for ``mibs=auto`` the first MIB whose ``sysoid`` equals the
-    agent's sysObjectID *and* whose check OID answers; then (or for a named ``mibs``) the classic
-    probe, in table order, of each candidate's check OID. The check OID is ``auto_check``, or the
-    MIB's ``ups.model``/``device.model`` row when it has none. None: nothing fits."""
-    candidates = list(registry()) if mibs == "auto" else mib_by_name(mibs)
-    sysoid = (sysobjectid or "").lstrip(".")
-    if mibs == "auto" and sysoid:
-        for mib in candidates:
-            if any(s.lstrip(".") == sysoid for s in mib.sysoid):
-                check = check_oid(mib)
-                if check is None or await probe(check):
-                    return mib
-    for mib in candidates:
-        check = check_oid(mib)
-        if check and await probe(check):
-            return mib
-    return None
-
+# ---- detection ------------------------------------------------------------------------------
 
 def check_oid(mib: Mib) -> str | None:
     """The OID whose presence confirms ``mib`` (auto_check, else its model row)."""

@@ -1,4 +1,18 @@
-"""The bridge process: configuration -> devices + drivers + upsd."""
+"""The composition root of ``nutbridge serve``: configuration -> devices + drivers + upsd + monitor.
+
+The one module that knows every part of the bridge process and wires them together; none of the
+parts imports it (docs/architecture.md, tests/test_architecture.py):
+
+* the drivers of ups.conf, through the driver API (:func:`nutbridge.drivers.create_driver`),
+  each writing its :class:`~nutbridge.state.Device`;
+* upsd (:mod:`nutbridge.server`): :class:`~nutbridge.server.core.Core` over those devices, with
+  SET VAR / INSTCMD routed back to the drivers (:meth:`Bridge.dispatch`), and its listeners;
+* the event history, the state directory and the zeroconf advertisement;
+* what ``serve`` adds for safe shutdowns (:class:`nutbridge.monitor.serve.ServeHooks`: pid
+  files, the monitor of upsmon.conf, killpower).
+
+``nutbridge.server.main`` is the command line around it (arguments, signals, exit codes).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +23,22 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.hostsaccess import HostsAccess
-from ..config.parser import ConfigError
-from ..config.ups_conf import UpsConf, UpsSection, parse_ups_conf, validate_drivers
-from ..config.upsd_conf import Listen, UpsdConf, parse_upsd_conf
-from ..config.users import User, Users, parse_users
-from ..drivers import Driver, create_driver
-from ..drivers.base import ConfigError as DriverConfigError
-from ..drivers.base import Status
-from ..history import History
-from ..state import Device
-from ..statedir import StateDir
-from .core import Core
-from .descriptions import Descriptions
-from .upsd import Upsd, make_ssl_context
-from .zeroconf import Advertiser
+from .config.hostsaccess import HostsAccess
+from .config.parser import ConfigError
+from .config.ups_conf import UpsConf, UpsSection, parse_ups_conf, validate_drivers
+from .config.upsd_conf import Listen, UpsdConf, parse_upsd_conf
+from .config.users import User, Users, parse_users
+from .drivers import Driver, create_driver
+from .drivers.base import ConfigError as DriverConfigError
+from .drivers.base import Status
+from .history import History
+from .monitor.serve import ServeHooks
+from .server.core import Core
+from .server.descriptions import Descriptions
+from .server.upsd import Upsd, make_ssl_context
+from .server.zeroconf import Advertiser
+from .state import Device
+from .statedir import StateDir
 
 log = logging.getLogger("nutbridge")
 
@@ -111,9 +126,9 @@ class Bridge:
         self.record_event = self.history.monitor_recorder()
         self.advertiser: Advertiser | None = None
         self._pending: set[asyncio.Task[None]] = set()
-        from ..monitor.serve import ServeHooks  # pid file, monitor, killpower (docs/shutdown.md)
-
-        self.hooks = ServeHooks(self, cfg.monitor)
+        # pid files, the monitor, killpower (docs/shutdown.md)
+        self.hooks = ServeHooks(lambda: self.drivers.values(), confdir=cfg.confdir, state_dir=cfg.state_dir,
+                                embedded=cfg.embedded, monitor=cfg.monitor, record=self.record_event)
 
     def dispatch(self, kind: str, dev: Device, name: str, value: str | None, tid: str | None) -> bool:
         """upsd -> driver: queue a SET or INSTCMD; the answer comes via TRACKING."""
