@@ -37,7 +37,6 @@ import os
 import platform
 import resource
 import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,7 @@ for _p in (str(REPO / "tests"), str(BENCH), str(REPO)):
         sys.path.insert(0, _p)
 
 from hostile_load import BURST_BYTES, MODES, PAYLOADS, poll_once  # noqa: E402
-from sections import code_version, write_section  # noqa: E402
+from sections import code_version, stop_processes, write_section  # noqa: E402
 
 from support.realnut import BridgeProcess, NutConfig, daemon, wait_port, wait_ready_ups  # noqa: E402
 
@@ -106,15 +105,7 @@ class Server:
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)  # C: dummy-ups
 
     def stop(self) -> None:
-        for p in [self.main, *self.others]:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in [self.main, *self.others]:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes([self.main, *self.others])
 
 
 def make_config(root: Path, dev: Path) -> NutConfig:

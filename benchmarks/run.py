@@ -35,7 +35,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.realnut import NutConfig, daemon, free_port, wait_port, wait_ready_ups  # noqa: E402
+from support.realnut import NutConfig, ask_line, daemon, free_port, wait_port, wait_ready_ups  # noqa: E402
 
 DEFAULT_DEV = Path("/work/shared/data/ddl/Eaton/Eaton__5PX__snmp-ups__2.7.4__02.dev")
 DDL_ROOT = Path("/work/shared/data/ddl")
@@ -138,15 +137,7 @@ class Server:
         return proc_cpu(self.main.pid)
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(list(reversed(self.procs)))
 
 
 def dev_config(root: Path, dev: Path) -> NutConfig:
@@ -233,15 +224,7 @@ def start_ceiling(port: int, answer: str, logdir: Path) -> Server:
 
 def query_once(port: int, request: str) -> str:
     """One request on a fresh connection; the answer line (what the ceiling will repeat)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(request.encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    return buf.decode()
+    return ask_line(port, request.encode()).decode()
 
 
 def loadgen(exe: Path, *args: str, timeout: float = 120) -> dict[str, Any]:
@@ -632,7 +615,7 @@ def report(results: dict[str, dict[str, Any]], fp: dict[str, dict[str, Any]], pl
     return "\n".join(L)
 
 
-from sections import KEEP_MARKER, code_version  # noqa: E402  (the script directory is on sys.path)
+from sections import KEEP_MARKER, code_version, stop_processes  # noqa: E402  (the script directory is on sys.path)
 
 
 # ---------------------------------------------------------------- main

@@ -3,6 +3,7 @@ each other benchmark replaces only its own ``## ...`` section below it."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -38,3 +39,16 @@ def code_version(src: Path = REPO / "bridge") -> str:
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", str(src))
     return f"commit {head}" + (" + uncommitted changes to the bridge's sources" if dirty else "")
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10) -> None:
+    """SIGTERM each running process in order, then wait for all (kill after ``timeout``)."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -40,15 +40,7 @@ def make_cfg(tmp_path: Path) -> NutConfig:
 
 
 def poll(port: int, timeout: float = 5.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET VAR test battery.charge\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return buf
+    return realnut.ask_line(port, b"GET VAR test battery.charge\n", timeout=timeout)
 
 
 def flood(port: int, data: bytes, total: int) -> tuple[int, str]:

@@ -160,6 +160,19 @@ def query(port: int, *lines: str, host: str = "127.0.0.1", timeout: float = 5.0)
         return out
 
 
+def ask_line(port: int, request: bytes, host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
+    """Send ``request`` on a fresh connection; the first answer line (shorter if the server closes)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(request)
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+
 def _read_quiet(s: socket.socket, quiet: float = 0.15, first: float = 3.0) -> bytes:
     buf = b""
     s.settimeout(first)

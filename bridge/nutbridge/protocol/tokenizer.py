@@ -37,7 +37,6 @@ from enum import IntEnum
 MAX_ARGS = 32
 MAX_WORDLEN = 512
 
-_SPACE = frozenset(b" \t\r\v\f")
 # Bytes the fast path in feed() cannot take: the four special characters and
 # anything _add() would drop (outside 0x20-0x7F) other than the separators.
 _SLOW_BYTE = re.compile(rb'["#=\\]|[^\t\n\v\f\r\x20-\x7f]').search
