@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/serial_recovery.py [--repeats 3] [--quick] [--no-c]
 
 Each scenario starts a fresh server (the bridge, or Debian's C upsd with its C
-driver) on a simulated UPS on a pty (nutbridge.simulators), waits for data,
+driver) on a simulated UPS on a pty (nutbridge.simulation), waits for data,
 injects a fault through the simulator (port unplugged, device silent, garbage
 before every reply) and polls ``GET VAR <ups> ups.status`` every 50 ms:
 "goes stale after" is the time from the fault to the first refused answer
@@ -45,9 +45,9 @@ from benchmarks.sections import write_section  # noqa: E402
 from tests.support import realnut, serialsim  # noqa: E402
 
 from nutbridge.drivers.serial import SerialLink  # noqa: E402
-from nutbridge.drivers.sim_model import Params, SimUPS  # noqa: E402
-from nutbridge.simulators.apcsmart import ApcSmartSim  # noqa: E402
-from nutbridge.simulators.megatec import MegatecSimulator  # noqa: E402
+from nutbridge.simulation.apcsmart import ApcSmartSim  # noqa: E402
+from nutbridge.simulation.megatec import MegatecSimulator  # noqa: E402
+from nutbridge.simulation.model import Params, SimUPS  # noqa: E402
 
 SECTION = "## Serial driver fault recovery"
 POLL = 0.05  # s between GET VAR probes

@@ -41,10 +41,10 @@ from benchmarks.sections import write_section  # noqa: E402
 from tests.support.hidbuild import pack_report  # noqa: E402
 
 from nutbridge.drivers import usbhid  # noqa: E402
-from nutbridge.drivers.hid.descriptor import ReportDescriptor, parse  # noqa: E402
-from nutbridge.drivers.hid.dump import fake_device_from_dump, load_dump  # noqa: E402
-from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice  # noqa: E402
+from nutbridge.drivers.usbhid.descriptor import ReportDescriptor, parse  # noqa: E402
 from nutbridge.serve import Bridge, load_config  # noqa: E402
+from nutbridge.simulation.fakeusb import FakeBackend, FakeHidDevice  # noqa: E402
+from nutbridge.simulation.usbdump import fake_device_from_dump, load_dump  # noqa: E402
 
 DUMP = REPO.parent / "shared" / "data" / "ddl" / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 SECTION = "## USB HID recovery"

@@ -24,11 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers import apcsmart as apc
 from nutbridge.drivers import create_driver
+from nutbridge.drivers.apcsmart import driver as apc
 from nutbridge.drivers.base import DeviceError, Status
-from nutbridge.drivers.sim_model import Params, SimUPS
-from nutbridge.simulators.apcsmart import CAPS, ApcSmartSim, caps_reply
+from nutbridge.simulation.apcsmart import CAPS, ApcSmartSim, caps_reply
+from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.state import Device
 from tests.conftest import BridgeServer
 

@@ -351,10 +351,10 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
 def test_each_rule_catches_what_it_forbids() -> None:
     bad = [
         ("nutbridge.protocol.wire", "nutbridge.state"),
-        ("nutbridge.drivers.dummy", "nutbridge.tools.upsc"),
-        ("nutbridge.server.core", "nutbridge.drivers.usbhid"),
+        ("nutbridge.drivers.dummy.driver", "nutbridge.tools.upsc"),
+        ("nutbridge.server.core", "nutbridge.drivers.usbhid.driver"),
         ("nutbridge.server.upsd", "nutbridge.monitor"),
-        ("nutbridge.monitor.killpower", "nutbridge.drivers.repeater"),
+        ("nutbridge.monitor.killpower", "nutbridge.drivers.repeater.driver"),
         ("custom_components.nut_bridge.coordinator", "nutbridge.protocol.wire"),
         ("nutbridge.monitor.serve", "nutbridge.serve"),
     ]

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers.hid import descriptor as hd
-from nutbridge.drivers.hid import usages, values
-from nutbridge.drivers.hid.descriptor import Field, HIDParseError, parse
+from nutbridge.drivers.usbhid import descriptor as hd
+from nutbridge.drivers.usbhid import usages, values
+from nutbridge.drivers.usbhid.descriptor import Field, HIDParseError, parse
 from tests.support import hidbuild as hb
 from tests.support import realnut
 from tests.support.hidbuild import FieldSpec, build, pack_report

@@ -9,18 +9,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nutbridge.drivers.base import DeviceError
-from nutbridge.drivers.hid import values
-from nutbridge.drivers.hid.descriptor import parse
-from nutbridge.drivers.hid.dump import (
+from nutbridge.drivers.usbhid import values
+from nutbridge.drivers.usbhid.descriptor import parse
+from nutbridge.drivers.usbhid.transport import Matcher, open_device
+from nutbridge.drivers.usbhid.usages import names_for
+from nutbridge.simulation.fakeusb import FakeBackend
+from nutbridge.simulation.usbdump import (
     DumpError,
     encode_lsusb_item,
     fake_device_from_dump,
     load_dump,
     parse_dump,
 )
-from nutbridge.drivers.hid.fakeusb import FakeBackend
-from nutbridge.drivers.hid.transport import Matcher, open_device
-from nutbridge.drivers.hid.usages import names_for
 from tests.support import realnut
 
 DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddl"

@@ -13,14 +13,14 @@ import pytest
 import usb.core
 
 from nutbridge.drivers.base import ConfigError, DeviceError
-from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice
-from nutbridge.drivers.hid.transport import (
+from nutbridge.drivers.usbhid.transport import (
     HidRefused,
     Matcher,
     UsbInfo,
     open_device,
     report_descriptor_length,
 )
+from nutbridge.simulation.fakeusb import FakeBackend, FakeHidDevice
 from tests.support.hidbuild import FieldSpec, build
 
 DESCRIPTOR = build([

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nutbridge.drivers.base import Status
-from nutbridge.drivers.hid import apc, generic
-from nutbridge.drivers.hid.descriptor import parse
-from nutbridge.drivers.hid.mapping import (
+from nutbridge.drivers.usbhid.descriptor import parse
+from nutbridge.drivers.usbhid.subdrivers import apc, choose_subdriver, generic, known_ids, subdrivers
+from nutbridge.drivers.usbhid.table import (
     LocalSet,
     Mapper,
     RwInfo,
@@ -32,8 +32,7 @@ from nutbridge.drivers.hid.mapping import (
     Write,
     compute_status,
 )
-from nutbridge.drivers.hid.registry import choose_subdriver, known_ids, subdrivers
-from nutbridge.drivers.hid.usages import names_for
+from nutbridge.drivers.usbhid.usages import names_for
 from tests.support import realnut
 from tests.support.hidbuild import (
     UNIT_HERTZ,
@@ -428,7 +427,7 @@ def test_cps_value_quirks() -> None:
 
 
 def test_cps_defaults_and_options() -> None:
-    from nutbridge.drivers.hid import cps
+    from nutbridge.drivers.usbhid.subdrivers import cps
 
     assert cps.SUBDRIVER.default_options(0x0501) == {"pollfreq": "12", "ondelay": "120", "offdelay": "60"}
     v = cps_ups(offdelay="30").poll()
@@ -788,7 +787,7 @@ def test_ddl_published_variables_are_in_our_tables() -> None:
 
 @realnut.prerequisite(f"NUT DDL corpus ({BK650})", BK650.exists())
 def test_bk650m2_replay_gives_nuts_values() -> None:
-    from nutbridge.drivers.hid.dump import load_dump
+    from nutbridge.simulation.usbdump import load_dump
 
     dump = load_dump(BK650)
     assert dump.descriptor is not None and dump.vendor_id is not None and dump.product_id is not None

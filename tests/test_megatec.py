@@ -28,10 +28,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers import megatec as mt
 from nutbridge.drivers.base import DeviceError, Status
-from nutbridge.drivers.sim_model import Params, SimUPS
-from nutbridge.simulators.megatec import MegatecSimulator
+from nutbridge.drivers.qx import driver as mt
+from nutbridge.simulation.megatec import MegatecSimulator
+from nutbridge.simulation.model import Params, SimUPS
 from tests.support import realnut, serialsim
 
 STATUS_VECTOR = b"(215.0 195.0 230.0 014 49.0 22.7 30.0 00000000\r"  # NUT's megatec test vector

@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from nutbridge.drivers import driver_class
-from nutbridge.drivers import powerman as pw
 from nutbridge.drivers.base import ConfigError, DeviceError, Status
+from nutbridge.drivers.powerman import driver as pw
 from nutbridge.state import Device
 from tests.support import powerman as rig
 from tests.support import realnut, serialsim

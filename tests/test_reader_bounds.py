@@ -29,15 +29,15 @@ from typing import Any
 
 import pytest
 
-from nutbridge.drivers import apcsmart as apc
-from nutbridge.drivers import powerman as pw
 from nutbridge.drivers import serial as serial_mod
+from nutbridge.drivers.apcsmart import driver as apc
 from nutbridge.drivers.base import DeviceError, Driver
-from nutbridge.drivers.megatec import MegatecDriver
+from nutbridge.drivers.powerman import driver as pw
+from nutbridge.drivers.qx.driver import MegatecDriver
 from nutbridge.drivers.serial import MAX_BUFFER, SerialLink
-from nutbridge.simulators.apcsmart import ApcSmartSim
-from nutbridge.simulators.megatec import MegatecSimulator
-from nutbridge.simulators.pty import PtyDevice
+from nutbridge.simulation.apcsmart import ApcSmartSim
+from nutbridge.simulation.megatec import MegatecSimulator
+from nutbridge.simulation.pty import PtyDevice
 from nutbridge.state import Device, DriverState
 from tests.support import realnut, serialsim
 from tests.support.bounds import peak_memory
@@ -459,8 +459,8 @@ async def test_snmp_garbage_datagrams_are_dropped_and_nothing_accumulates(
 
 def test_snmp_absurd_outlet_counts_are_capped() -> None:
     realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
-    from nutbridge.drivers.snmp.mib import MAX_OUTLETS, OUTLET, Mapper, Mib, Row
     from nutbridge.drivers.snmp.session import SnmpValue
+    from nutbridge.drivers.snmp.table import MAX_OUTLETS, OUTLET, Mapper, Mib, Row
 
     m = Mapper(Mib("t", "0.1", (Row("outlet.count", "4.1.0"),
                                 Row("outlet.%i.status", "4.2.1.3.%i", flags=OUTLET)), ()))
@@ -500,8 +500,8 @@ def _hid_ups() -> bytes:
 @pytest.mark.slow
 async def test_hid_interrupt_flood_then_stall_then_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
     realnut.require_module("usb", "pyusb: nutbridge-ups[usb]")
-    from nutbridge.drivers import usbhid
-    from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice
+    from nutbridge.drivers.usbhid import driver as usbhid
+    from nutbridge.simulation.fakeusb import FakeBackend, FakeHidDevice
 
     dev = FakeHidDevice(_hid_ups(), vendor_id=0x0764, product_id=0x0501,
                         features={1: b"\x01\x64", 3: b"\x03\x01"})

@@ -13,7 +13,7 @@ import pytest
 
 from nutbridge.drivers import create_driver
 from nutbridge.drivers.base import ConfigError, Status
-from nutbridge.drivers.repeater import Repeater, _flags, parse_target
+from nutbridge.drivers.repeater.driver import Repeater, _flags, parse_target
 from nutbridge.state import Device, DriverState
 from tests.support import realnut
 

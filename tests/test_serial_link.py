@@ -15,8 +15,8 @@ import pytest
 
 from nutbridge.drivers.base import DeviceError, Driver
 from nutbridge.drivers.serial import SerialLink, SerialTimeout
-from nutbridge.simulators import main as sim_main
-from nutbridge.simulators.pty import PtyDevice
+from nutbridge.simulation import main as sim_main
+from nutbridge.simulation.pty import PtyDevice
 from nutbridge.state import Device, DriverState
 from tests.support import serialsim
 

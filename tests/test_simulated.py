@@ -10,8 +10,8 @@ import pytest
 
 from nutbridge.drivers import create_driver
 from nutbridge.drivers.base import ConfigError, Status
-from nutbridge.drivers.sim_model import Params, SimUPS
-from nutbridge.drivers.simulated import SimulatedUPS
+from nutbridge.drivers.simulated.driver import SimulatedUPS
+from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.state import Device, DriverState
 
 

@@ -10,8 +10,10 @@ import asyncio
 import pytest
 
 from nutbridge.drivers.base import ConfigError
-from nutbridge.drivers.snmp import ietf
-from nutbridge.drivers.snmp.mib import (
+from nutbridge.drivers.snmp.driver import SnmpUps, parse_port
+from nutbridge.drivers.snmp.mibs import ietf, mib_by_name, registry, select_mib
+from nutbridge.drivers.snmp.session import SnmpValue, v3_from_options
+from nutbridge.drivers.snmp.table import (
     ABSENT,
     INPUT_1,
     INPUT_3,
@@ -30,9 +32,6 @@ from nutbridge.drivers.snmp.mib import (
     format_number,
     to_raw,
 )
-from nutbridge.drivers.snmp.registry import mib_by_name, registry, select_mib
-from nutbridge.drivers.snmp.session import SnmpValue, v3_from_options
-from nutbridge.drivers.snmpups import SnmpUps, parse_port
 from tests.support import realnut
 
 realnut.require_module("pysnmp", "nutbridge-ups[snmp]")  # imported lazily by the driver
@@ -161,7 +160,7 @@ def test_outlet_templates_expand_from_outlet_count() -> None:
 
 
 def test_regular_polls_skip_static_and_missing_outlet_columns() -> None:
-    from nutbridge.drivers.snmp.mib import SEMI, STATIC
+    from nutbridge.drivers.snmp.table import SEMI, STATIC
 
     m = Mapper(_mib(Row("outlet.count", "4.1.0", flags=STATIC),
                     Row("outlet.%i.desc", "4.3.%i", flags=OUTLET | STATIC | STRING),
@@ -262,7 +261,7 @@ def test_port_parsing() -> None:
 # ---- driver (no agent needed) --------------------------------------------------------------
 
 def _driver(**options: str):  # type: ignore[no-untyped-def]
-    from nutbridge.drivers.snmpups import SnmpUps
+    from nutbridge.drivers.snmp.driver import SnmpUps
     from nutbridge.state import Device
 
     cfg = {"driver": "snmp-ups", "port": "127.0.0.1:1161", **options}

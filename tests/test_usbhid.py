@@ -31,16 +31,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers import driver_class, usbhid
+from nutbridge.drivers import driver_class
 from nutbridge.drivers.base import ConfigError, DeviceError, Status
-from nutbridge.drivers.hid.descriptor import ReportDescriptor, parse
-from nutbridge.drivers.hid.dump import Dump, fake_device_from_dump, load_dump
-from nutbridge.drivers.hid.fakeusb import FakeBackend, FakeHidDevice
-from nutbridge.drivers.hid.mapping import Mapper
-from nutbridge.drivers.hid.registry import choose_subdriver
-from nutbridge.drivers.hid.usages import names_for
-from nutbridge.drivers.usbhid import UsbHid
+from nutbridge.drivers.usbhid import driver as usbhid
+from nutbridge.drivers.usbhid.descriptor import ReportDescriptor, parse
+from nutbridge.drivers.usbhid.driver import UsbHid
+from nutbridge.drivers.usbhid.subdrivers import choose_subdriver
+from nutbridge.drivers.usbhid.table import Mapper
+from nutbridge.drivers.usbhid.usages import names_for
 from nutbridge.serve import Bridge, load_config
+from nutbridge.simulation.fakeusb import FakeBackend, FakeHidDevice
+from nutbridge.simulation.usbdump import Dump, fake_device_from_dump, load_dump
 from nutbridge.state import Device
 from tests.support import realnut, serialsim
 from tests.support.hidbuild import FieldSpec, build, pack_report
@@ -731,7 +732,7 @@ def test_udev_rules_file_is_generated() -> None:
     assert shipped.read_text() == usbhid.udev_rules(), (
         "regenerate: python -m nutbridge udev-rules > " + str(shipped.relative_to(REPO)))
     text = shipped.read_text()
-    from nutbridge.drivers.hid.registry import known_ids
+    from nutbridge.drivers.usbhid.subdrivers import known_ids
 
     for vid, pid, _ in known_ids():
         assert f'ATTR{{idVendor}}=="{vid:04x}", ATTR{{idProduct}}=="{pid:04x}"' in text
@@ -739,7 +740,7 @@ def test_udev_rules_file_is_generated() -> None:
 
 
 def test_docs_name_every_subdriver() -> None:
-    from nutbridge.drivers.hid.registry import subdrivers
+    from nutbridge.drivers.usbhid.subdrivers import subdrivers
 
     text = (REPO / "docs" / "usb.md").read_text()
     assert [s.name for s in subdrivers() if f"`{s.name}`" not in text] == []

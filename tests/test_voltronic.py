@@ -28,10 +28,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers import megatec as mt
 from nutbridge.drivers.base import ConfigError, DeviceError, Status
-from nutbridge.drivers.sim_model import Params, SimUPS
-from nutbridge.simulators.megatec import MegatecSimulator
+from nutbridge.drivers.qx import driver as mt
+from nutbridge.simulation.megatec import MegatecSimulator
+from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.state import Device
 from tests.support import realnut, serialsim
 
@@ -382,7 +382,7 @@ def test_unplug_replug_recovers(tmp_path: Path, bridge_server: Callable[..., obj
 
 
 async def test_cli_option_builds_voltronic(tmp_path: Path) -> None:
-    from nutbridge.simulators.main import create
+    from nutbridge.simulation.main import create
 
     dev = create("megatec", str(tmp_path / "tty"), speed=0, protocol="voltronic")
     assert isinstance(dev, MegatecSimulator)
@@ -395,7 +395,7 @@ async def test_cli_option_builds_voltronic(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_unknown_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from nutbridge.simulators.main import main
+    from nutbridge.simulation.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["megatec", "--link", str(tmp_path / "tty"), "-o", "protocol=q9"])

@@ -18,8 +18,8 @@ TOOLS = {
     "monitor": "nutbridge.monitor.main",
     "killpower": "nutbridge.monitor.killpower",
     "events": "nutbridge.events.main",
-    "simulate": "nutbridge.simulators.main",
-    "udev-rules": "nutbridge.drivers.usbhid",
+    "simulate": "nutbridge.simulation.main",
+    "udev-rules": "nutbridge.drivers.usbhid.driver",
 }
 
 USAGE = """\

@@ -4,7 +4,7 @@ Low-level encoders return the bytes of one item; :func:`build` turns a list of
 :class:`FieldSpec` (NUT-style paths) into a whole descriptor::
 
     from tests.support.hidbuild import FieldSpec, build, pack_report
-    from nutbridge.drivers.hid.descriptor import parse
+    from nutbridge.drivers.usbhid.descriptor import parse
 
     desc = parse(build([
         FieldSpec("UPS.PowerSummary.RemainingCapacity", "Feature", report_id=0x0c, size=8,
@@ -15,7 +15,7 @@ Low-level encoders return the bytes of one item; :func:`build` turns a list of
     ]))
     report = pack_report(desc, 0x0c, "Feature", {"UPS.PowerSummary.RemainingCapacity": 87})
 
-Path components are usage names from :mod:`nutbridge.drivers.hid.usages` or 8 hex
+Path components are usage names from :mod:`nutbridge.drivers.usbhid.usages` or 8 hex
 digits (``ff860060``). The first component opens an Application collection, the
 others Physical ones; a ``[n]`` component makes the collection before it a vendor
 collection type ``0x80 | n`` (how NUT's index nodes arise). Fields are emitted in
@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nutbridge.drivers.hid import values as hidvalues
-from nutbridge.drivers.hid.descriptor import ReportDescriptor
-from nutbridge.drivers.hid.usages import usage_of
+from nutbridge.drivers.usbhid import values as hidvalues
+from nutbridge.drivers.usbhid.descriptor import ReportDescriptor
+from nutbridge.drivers.usbhid.usages import usage_of
 
 MAIN, GLOBAL, LOCAL = 0, 1, 2
 

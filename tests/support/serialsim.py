@@ -5,7 +5,7 @@ C upsd + C driver (``realnut.c_upsd``) or a bridge (``bridge_server``) against i
 and script the device at the same time::
 
     from tests.support import realnut, serialsim
-    from nutbridge.simulators.megatec import MegatecSimulator
+    from nutbridge.simulation.megatec import MegatecSimulator
 
     def test_x(tmp_path, bridge_server):
         with serialsim.running(lambda: MegatecSimulator(tmp_path / "ttyUPS0")) as sim:
@@ -34,7 +34,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from nutbridge.simulators.pty import PtyDevice
+from nutbridge.simulation.pty import PtyDevice
 
 from . import realnut
 
@@ -153,7 +153,7 @@ def wait_var(port: int, ups: str, var: str, expect: str | Callable[[str | None],
 async def megatec_driver(sim: Any, **opts: str) -> AsyncIterator[Any]:
     """Our nutdrv_qx driver connected to ``sim`` (a MegatecSimulator) in this loop; closed
     on exit. ``opts`` are ups.conf options."""
-    from nutbridge.drivers.megatec import MegatecDriver
+    from nutbridge.drivers.qx.driver import MegatecDriver
     from nutbridge.state import Device
 
     cfg = {"driver": "nutdrv_qx", "port": str(sim.link), **opts}

@@ -11,16 +11,16 @@ from .base import ConfigError, DeviceError, Driver, Status
 # driver name -> "module:Class"; modules load lazily so optional dependencies
 # (pyusb, pysnmp, pyserial) are needed only by those who use them.
 _REGISTRY: dict[str, str] = {
-    "nutbridge-sim": "nutbridge.drivers.simulated:SimulatedUPS",
-    "dummy-ups": "nutbridge.drivers.dummy:DummyUPS",
-    "nutdrv_qx": "nutbridge.drivers.megatec:MegatecDriver",
-    "blazer_ser": "nutbridge.drivers.megatec:MegatecDriver",
-    "apcsmart": "nutbridge.drivers.apcsmart:ApcSmart",
-    "usbhid-ups": "nutbridge.drivers.usbhid:UsbHid",
-    "snmp-ups": "nutbridge.drivers.snmpups:SnmpUps",
-    "powerman-pdu": "nutbridge.drivers.powerman:PowermanPDU",
+    "nutbridge-sim": "nutbridge.drivers.simulated.driver:SimulatedUPS",
+    "dummy-ups": "nutbridge.drivers.dummy.driver:DummyUPS",
+    "nutdrv_qx": "nutbridge.drivers.qx.driver:MegatecDriver",
+    "blazer_ser": "nutbridge.drivers.qx.driver:MegatecDriver",
+    "apcsmart": "nutbridge.drivers.apcsmart.driver:ApcSmart",
+    "usbhid-ups": "nutbridge.drivers.usbhid.driver:UsbHid",
+    "snmp-ups": "nutbridge.drivers.snmp.driver:SnmpUps",
+    "powerman-pdu": "nutbridge.drivers.powerman.driver:PowermanPDU",
 }
-_REPEATER = "nutbridge.drivers.repeater:Repeater"
+_REPEATER = "nutbridge.drivers.repeater.driver:Repeater"
 
 
 def register(name: str, target: str) -> None:

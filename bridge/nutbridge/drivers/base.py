@@ -28,7 +28,8 @@ import asyncio
 import enum
 import logging
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 from ..state import Device, DriverState
@@ -155,17 +156,40 @@ class Driver:
                              "load.off.delay")
 
     # ---- provided -----------------------------------------------------------
-    async def wait(self) -> None:
-        """Sleep until the next poll is due, or until :meth:`poke` is called."""
-        try:
-            await asyncio.wait_for(self._wake.wait(), self.pollinterval)
-        except TimeoutError:
-            pass
+    async def wait(self, period: float | None = None) -> None:
+        """Sleep ``period`` seconds (default: ``pollinterval``), or until :meth:`poke` is called.
+
+        A longer period (SNMP's ``pollfreq``, a dummy-ups ``TIMER``) still tells the device state
+        "alive" every ``pollinterval``, as NUT's driver loop does between polls: otherwise upsd's
+        MAXAGE would call the data stale while the driver merely waits."""
+        deadline = time.monotonic() + (self.pollinterval if period is None else period)
+        while not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self.pollinterval, remaining))
+            except TimeoutError:
+                self.device.heard()
+                continue
+            break
         self._wake.clear()
 
     def poke(self) -> None:
         """Ask for an immediate refresh (after a command, for instance)."""
         self._wake.set()
+
+    def publish_status(self, tokens: Iterable[str], alarms: Iterable[str] = (), *,
+                       alarm_last: bool = False) -> None:
+        """Set ``ups.status`` and ``ups.alarm`` together (see :func:`compose_status`)."""
+        status, alarm = compose_status(tokens, alarms, alarm_last=alarm_last)
+        dev = self.device
+        with dev.batch():
+            if alarm is None:
+                dev.delete("ups.alarm")
+            else:
+                dev.set("ups.alarm", alarm)
+            dev.set("ups.status", status)
 
     def publish_core_extras(self) -> None:
         """What NUT 2.8.5's driver core adds to every driver (only under that release profile)."""
@@ -253,6 +277,36 @@ def finite_number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def option_number(config: Mapping[str, str], name: str, default: float, minimum: float = 0.0, *,
+                  above: bool = False, what: str = "a number") -> float:
+    """A numeric ups.conf option: ``default`` when absent or empty, else a finite number
+    ``>= minimum`` (``> minimum`` with ``above``); anything else is a :class:`ConfigError`
+    naming the option, which the loader reports as file:line."""
+    text = config.get(name, "")
+    if text == "":
+        return default
+    value = finite_number(text)
+    if value is None:
+        raise ConfigError(f"{name} must be {what}, not {text!r}")
+    if value < minimum or (above and value == minimum):
+        raise ConfigError(f"{name} must be {'>' if above else '>='} {minimum:g}, not {text!r}")
+    return value
+
+
+def compose_status(tokens: Iterable[str], alarms: Iterable[str], *,
+                   alarm_last: bool = False) -> tuple[str, str | None]:
+    """``(ups.status, ups.alarm)`` from status tokens and alarm texts, as NUT's driver core
+    commits them: ``ALARM`` leads the status while any alarm is on (dummy-ups appends it to
+    the file's status instead: ``alarm_last``), texts are joined by spaces, duplicates and
+    empty tokens dropped; ``ups.alarm`` is None when there is no alarm (the variable is
+    deleted, not set empty)."""
+    texts = list(dict.fromkeys(a for a in alarms if a))
+    words = [t for t in tokens if t and t != "ALARM"]
+    if texts:
+        words = [*words, "ALARM"] if alarm_last else ["ALARM", *words]
+    return " ".join(dict.fromkeys(words)), (" ".join(texts) if texts else None)
 
 
 def _delay(given: float | None, option: str | None) -> float | None:

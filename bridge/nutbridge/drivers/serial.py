@@ -1,7 +1,7 @@
 """Serial transport shared by the serial driver families (Megatec/Q1, APC Smart).
 
 :class:`SerialLink` wraps one port (a real tty, a USB-serial adapter, or a pty
-from :mod:`nutbridge.simulators`) behind a few request/response helpers. It
+from :mod:`nutbridge.simulation`) behind a few request/response helpers. It
 never retries by itself: every failure raises :class:`DeviceError` and the
 driver's run loop (``base.Driver.run``) closes the link, marks the data stale
 and reopens it with backoff. So a link object lives as long as its driver, and

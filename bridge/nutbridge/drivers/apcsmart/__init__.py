@@ -1,0 +1,1 @@
+"""apcsmart driver family."""

@@ -1,0 +1,1 @@
+"""powerman driver family."""

@@ -1,0 +1,1 @@
+"""qx driver family."""

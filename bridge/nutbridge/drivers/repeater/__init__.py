@@ -1,0 +1,1 @@
+"""repeater driver family."""
