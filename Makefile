@@ -70,6 +70,8 @@ help:
 	@echo "make bench-snmp [BENCH_ARGS=--quick] 100 snmpsim UPS agents polled by one bridge -> docs/benchmarks.md"
 	@echo "make bench-hostile [BENCH_ARGS=--quick] flooding clients vs a poller, bridge vs C -> docs/benchmarks.md"
 	@echo "make bench-tokenizer [BENCH_ARGS=--quick] cost per input byte, in process and vs C -> docs/benchmarks.md"
+	@echo "make bench-ha [BENCH_ARGS=--quick] HA push latency, command to state -> docs/benchmarks.md (runs in sid if Python < 3.14.2)"
+	@echo "make bench-network [BENCH_ARGS=--quick] snmp-ups / powerman-pdu agent restart, bridge vs C -> docs/benchmarks.md"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
@@ -242,6 +244,32 @@ bench-hostile: $(STAMP_TEST)
 # and end to end beside the C upsd (writes "Tokenizer: cost per input byte"; ~2 min).
 bench-tokenizer: $(STAMP_TEST)
 	$(VPY) benchmarks/tokenizer.py $(BENCH_ARGS)
+
+# snmp-ups against snmpsim and powerman-pdu against powermand + vpcd: the agent / daemon is
+# stopped and restarted, stale and recovery times as a client sees them, bridge vs NUT's C
+# drivers (writes "Network drivers: agent / daemon restart"; ~5 min, BENCH_ARGS=--quick ~2 min).
+.PHONY: bench-network
+bench-network: $(STAMP_TEST)
+	$(VPY) benchmarks/network_recovery.py $(BENCH_ARGS)
+
+# Home Assistant push latency (writes "Home Assistant push latency"; ~2 min, --quick ~20 s).
+# Home Assistant's harness needs Python >= 3.14.2: with an older host Python the target
+# runs itself again inside ../shared/tools/sid (Debian sid, Python 3.14, .venv-3.14).
+SID ?= ../shared/tools/sid
+.PHONY: bench-ha
+ifeq ($(PY_HA),1)
+bench-ha: $(STAMP_HA)
+	$(VPY) benchmarks/ha_push.py $(BENCH_ARGS)
+else
+bench-ha:
+	@if [ ! -x "$(SID)" ]; then
+	  printf '\nmake: missing prerequisite: %s\n  %s\n' "Python >= 3.14.2 for Home Assistant (this is $(PYFULL))" \
+	    "run make bench-ha PYTHON=python3.14, or provide $(SID) (Debian sid chroot)" >&2
+	  exit 1
+	fi
+	echo "make: Python $(PYFULL) is too old for Home Assistant: running bench-ha inside $(SID)"
+	"$(SID)" make bench-ha BENCH_ARGS='$(BENCH_ARGS)'
+endif
 
 # ---------------------------------------------------------------- HACS release asset
 # dist/nut_bridge.zip: the integration plus a copy of the nutbridge modules it imports, with

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.sections import write_section  # noqa: E402
 from tests.support import snmpsim  # noqa: E402
 
-from nutbridge.drivers import snmpups  # noqa: E402
+from nutbridge.drivers.snmp import driver as snmpups  # noqa: E402
 from nutbridge.serve import Bridge, load_config  # noqa: E402
 
 SECTION = "## SNMP: 100 agents"

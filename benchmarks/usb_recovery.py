@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.sections import write_section  # noqa: E402
 from tests.support.hidbuild import pack_report  # noqa: E402
 
-from nutbridge.drivers import usbhid  # noqa: E402
+from nutbridge.drivers.usbhid import driver as usbhid  # noqa: E402
 from nutbridge.drivers.usbhid.descriptor import ReportDescriptor, parse  # noqa: E402
 from nutbridge.serve import Bridge, load_config  # noqa: E402
 from nutbridge.simulation.fakeusb import FakeBackend, FakeHidDevice  # noqa: E402

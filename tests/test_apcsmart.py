@@ -25,7 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nutbridge.drivers import create_driver
-from nutbridge.drivers.apcsmart import driver as apc
+from nutbridge.drivers.apcsmart import protocol as apc
+from nutbridge.drivers.apcsmart.driver import ApcSmart
 from nutbridge.drivers.base import DeviceError, Status
 from nutbridge.simulation.apcsmart import CAPS, ApcSmartSim, caps_reply
 from nutbridge.simulation.model import Params, SimUPS
@@ -153,12 +154,12 @@ def test_fuzz_capabilities(text: str) -> None:
 # ---- our driver against the simulator (same event loop) ----------------------------------------
 
 
-async def _driver(tmp_path: Path, ups: SimUPS | None = None) -> tuple[ApcSmartSim, apc.ApcSmart]:
+async def _driver(tmp_path: Path, ups: SimUPS | None = None) -> tuple[ApcSmartSim, ApcSmart]:
     sim = ApcSmartSim(tmp_path / "ttyUPS0", ups, speed=0)
     await sim.start()
     drv = create_driver(Device("apc"), {"driver": "apcsmart", "port": str(sim.link),
                                         "pollinterval": "1"})
-    assert isinstance(drv, apc.ApcSmart)
+    assert isinstance(drv, ApcSmart)
     await drv.connect()
     await drv.update()
     return sim, drv
@@ -260,7 +261,7 @@ async def test_old_firmware_without_command_set(tmp_path: Path) -> None:
     sim.old_firmware = True
     await sim.start()
     drv = create_driver(Device("apc"), {"driver": "apcsmart", "port": str(sim.link)})
-    assert isinstance(drv, apc.ApcSmart)
+    assert isinstance(drv, ApcSmart)
     try:
         await drv.connect()
         await drv.update()

@@ -32,7 +32,15 @@ The rules:
    submodules (``nutbridge.client.push`` ...). What the client itself uses (``nutbridge.protocol``)
    is the client's business, not a second public surface;
 6. the composition root ``nutbridge.serve`` is imported by no part of the bridge, only by the
-   command line of ``nutbridge serve`` (``nutbridge.server.main``).
+   command line of ``nutbridge serve`` (``nutbridge.server.main``);
+7. ``nutbridge.simulation`` is on the ground floor: drivers, tests and benchmarks use it, and it
+   imports nothing of ours but ``nutbridge.protocol``;
+8. every driver family is a package ``nutbridge.drivers.<family>`` whose ``driver`` module holds
+   the class the ``driver =`` registry names; its sans-IO modules (``protocol``, ``table``,
+   ``mapper``, ``status`` and the other parsers listed in :data:`SANS_IO`) import no I/O module
+   (asyncio, sockets, threads, serial, USB, SNMP engines) and not the device state store; the
+   table modules a family's registry loads (``subdrivers``, ``mibs``) import the table
+   vocabulary, never the mapper or the driver.
 """
 
 from __future__ import annotations
@@ -315,9 +323,89 @@ def layer_violations(graph: dict[str, list[Edge]]) -> list[str]:
             if _under(src, "custom_components.nut_bridge") and _under(dst, "nutbridge") \
                     and not _under(dst, "nutbridge.client"):
                 out.append(f"the integration imports nutbridge beyond the client library: {e}")
+            if _under(src, "nutbridge.simulation") and _under(dst, "nutbridge") and not (
+                    _under(dst, "nutbridge.simulation") or _under(dst, "nutbridge.protocol")):
+                out.append(f"simulation/ imports something of ours beyond protocol/: {e}")
             if dst == COMPOSITION_ROOT and src not in SERVE_COMMAND:
                 out.append(f"the composition root is imported by a part it wires: {e}")
     return out
+
+
+# ---- driver family shape -------------------------------------------------------------------
+
+#: sans-IO module names inside a family package (bytes/values in, typed values out)
+SANS_IO = ("protocol", "table", "mapper", "status", "q1", "voltronic", "descriptor", "values", "usages")
+#: modules that do I/O or hold the device state, never imported by a sans-IO module
+IO_MODULES = ("asyncio", "socket", "selectors", "ssl", "threading", "subprocess", "serial", "usb",
+              "pysnmp", "nutbridge.state")
+
+
+def _direct_imports(path: Path) -> list[tuple[str, int]]:
+    """Every module name a file imports, absolute as written (relative ones are ours)."""
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.Import):
+            out.extend((a.name, node.lineno) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.append((node.module, node.lineno))
+    return out
+
+
+def family_shape_violations(modules: dict[str, Module], graph: dict[str, list[Edge]]) -> list[str]:
+    out: list[str] = []
+    for name, mod in modules.items():
+        parts = name.split(".")
+        if parts[:2] != ["nutbridge", "drivers"] or len(parts) < 4:
+            continue
+        if parts[-1] in SANS_IO:
+            for imported, line in _direct_imports(mod.path):
+                if any(_under(imported, io) for io in IO_MODULES):
+                    out.append(f"sans-IO module {name} (line {line}) imports {imported}")
+            for e in graph.get(name, []):
+                if _under(e.target, "nutbridge.state") or e.target.endswith(".driver"):
+                    out.append(f"sans-IO module imports the state store or a driver: {e}")
+        family = ".".join(parts[:3])
+        if any(p in ("subdrivers", "mibs") for p in parts[3:]):
+            for e in graph.get(name, []):
+                if e.target in (f"{family}.mapper", f"{family}.driver"):
+                    out.append(f"a table module imports the mapper or the driver: {e}")
+    return out
+
+
+def test_every_driver_family_has_the_same_shape() -> None:
+    from nutbridge import drivers
+
+    modules = find_modules(REPO)
+    graph = import_graph()
+    found = family_shape_violations(modules, graph)
+    assert not found, "driver family shape (docs/architecture.md):\n  " + "\n  ".join(found)
+    families = {n.split(".")[2] for n, m in modules.items()
+                if n.startswith("nutbridge.drivers.") and m.is_package}
+    assert families >= {"qx", "apcsmart", "powerman", "usbhid", "snmp", "dummy", "repeater", "simulated"}
+    for family in families:
+        assert f"nutbridge.drivers.{family}.driver" in modules, family
+    targets = {**drivers._REGISTRY, "dummy-ups (repeater mode)": drivers._REPEATER}
+    for driver_name, target in targets.items():
+        module, _, cls = target.partition(":")
+        assert module.startswith("nutbridge.drivers.") and module.endswith(".driver") \
+            and module.count(".") == 3, (driver_name, target)
+        assert f"class {cls}(" in modules[module].path.read_text(encoding="utf-8"), (driver_name, target)
+
+
+def test_the_shape_rules_catch_what_they_forbid(tmp_path: Path) -> None:
+    base = tmp_path / "nutbridge" / "drivers" / "fam"
+    (base / "mibs").mkdir(parents=True)
+    for f in ("../__init__", "../../__init__", "../../state", "__init__", "mibs/__init__", "driver",
+              "mapper"):
+        (base / f"{f}.py").resolve().write_text("")
+    (base / "protocol.py").write_text("import asyncio\nfrom ...state import Device\n")
+    (base / "mibs" / "x.py").write_text("from ..mapper import M\n")
+    roots = {"nutbridge": Path("nutbridge")}
+    modules = find_modules(tmp_path, roots)
+    found = family_shape_violations(modules, import_graph(tmp_path, roots))
+    assert any("imports asyncio" in f for f in found), found
+    assert any("nutbridge.state" in f for f in found), found
+    assert any("table module imports the mapper" in f for f in found), found
 
 
 # ---- the tests -----------------------------------------------------------------------------
@@ -357,6 +445,7 @@ def test_each_rule_catches_what_it_forbids() -> None:
         ("nutbridge.monitor.killpower", "nutbridge.drivers.repeater.driver"),
         ("custom_components.nut_bridge.coordinator", "nutbridge.protocol.wire"),
         ("nutbridge.monitor.serve", "nutbridge.serve"),
+        ("nutbridge.simulation.megatec", "nutbridge.drivers.qx.q1"),
     ]
     good = [
         ("nutbridge.protocol.wire", "nutbridge.protocol.errors"),
@@ -366,6 +455,8 @@ def test_each_rule_catches_what_it_forbids() -> None:
         ("custom_components.nut_bridge.coordinator", "nutbridge.client.push"),
         ("nutbridge.server.main", "nutbridge.serve"),
         ("nutbridge.serve", "nutbridge.monitor.serve"),
+        ("nutbridge.simulation.usbdump", "nutbridge.protocol.tokenizer"),
+        ("nutbridge.drivers.usbhid.driver", "nutbridge.simulation.fakeusb"),
     ]
     for src, dst in bad:
         assert layer_violations({src: [Edge(src, dst, 1, "import")]}), (src, dst)

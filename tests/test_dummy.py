@@ -26,7 +26,8 @@ import pytest
 from nutbridge.compat import driver_core_2_8_5
 from nutbridge.drivers import create_driver, driver_class
 from nutbridge.drivers.base import Status
-from nutbridge.drivers.dummy.driver import DummyUPS, known_flags, parse_entries, parse_meta
+from nutbridge.drivers.dummy.driver import DummyUPS
+from nutbridge.drivers.dummy.protocol import known_flags, parse_entries, parse_meta
 from nutbridge.protocol.wire import quote
 from nutbridge.state import Device, DriverState
 from tests.support import realnut

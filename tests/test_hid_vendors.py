@@ -23,15 +23,10 @@ from hypothesis import strategies as st
 
 from nutbridge.drivers.base import Status
 from nutbridge.drivers.usbhid.descriptor import parse
+from nutbridge.drivers.usbhid.mapper import Mapper, RwInfo
+from nutbridge.drivers.usbhid.status import compute_status
 from nutbridge.drivers.usbhid.subdrivers import apc, choose_subdriver, generic, known_ids, subdrivers
-from nutbridge.drivers.usbhid.table import (
-    LocalSet,
-    Mapper,
-    RwInfo,
-    Sleep,
-    Write,
-    compute_status,
-)
+from nutbridge.drivers.usbhid.table import LocalSet, Sleep, Write
 from nutbridge.drivers.usbhid.usages import names_for
 from tests.support import realnut
 from tests.support.hidbuild import (

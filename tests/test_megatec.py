@@ -28,8 +28,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers.base import DeviceError, Status
-from nutbridge.drivers.qx import driver as mt
+from nutbridge.drivers.base import DeviceError, Status, finite_number
+from nutbridge.drivers.qx import common, q1
+from nutbridge.drivers.qx.driver import TRIES, MegatecDriver
 from nutbridge.simulation.megatec import MegatecSimulator
 from nutbridge.simulation.model import Params, SimUPS
 from tests.support import realnut, serialsim
@@ -41,7 +42,7 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, max_examples=400
 # ---- sans-IO ------------------------------------------------------------------------------
 
 def test_parse_status_vector() -> None:
-    v = mt.parse("status", STATUS_VECTOR)
+    v = q1.parse("status", STATUS_VECTOR)
     assert v == {
         "input.voltage": "215.0", "input.voltage.fault": "195.0", "output.voltage": "230.0",
         "ups.load": "14", "input.frequency": "49.0", "battery.voltage": "22.70",
@@ -50,10 +51,10 @@ def test_parse_status_vector() -> None:
 
 
 def test_parse_rating_and_info() -> None:
-    assert mt.parse("F", b"#230.0 000 024.0 50.0\r") == {
+    assert q1.parse("F", b"#230.0 000 024.0 50.0\r") == {
         "input.voltage.nominal": "230", "input.current.nominal": "0.0",
         "battery.voltage.nominal": "24.0", "input.frequency.nominal": "50"}
-    assert mt.parse("I", b"#NOT_A_LIVE_UPS  TESTING    TESTING   \r") == {
+    assert q1.parse("I", b"#NOT_A_LIVE_UPS  TESTING    TESTING   \r") == {
         "device.mfr": "NOT_A_LIVE_UPS", "device.model": "TESTING", "ups.firmware": "TESTING"}
 
 
@@ -64,11 +65,11 @@ def test_parse_rating_and_info() -> None:
     STATUS_VECTOR.replace(b"215.0", b"21\x005."),  # binary noise
 ])
 def test_parse_rejects_bad_frames(raw: bytes) -> None:
-    assert mt.parse("status", raw) is None
+    assert q1.parse("status", raw) is None
 
 
 def test_parse_skips_non_numeric_fields() -> None:
-    v = mt.parse("status", STATUS_VECTOR.replace(b"30.0 0", b"--.- 0"))
+    v = q1.parse("status", STATUS_VECTOR.replace(b"30.0 0", b"--.- 0"))
     assert v is not None and "ups.temperature" not in v and v["ups.load"] == "14"
 
 
@@ -83,15 +84,15 @@ def test_parse_skips_non_numeric_fields() -> None:
 ])
 def test_status_bits(vin: float, vout: float, bits: str, tokens: list[str], alarms: list[str],
                      beeper: str, ups_type: str) -> None:
-    info = mt.decode_status(bits, vin, vout)
+    info = q1.decode_status(bits, vin, vout)
     assert (info.tokens, info.alarms, info.beeper, info.ups_type) == (tokens, alarms, beeper, ups_type)
-    assert "FSD" not in mt.decode_status(bits, vin, vout, ignoresab=True).tokens
+    assert "FSD" not in q1.decode_status(bits, vin, vout, ignoresab=True).tokens
 
 
 def test_battery_charge_guess() -> None:
-    assert mt.battery_charge(22.0, 24.0) == pytest.approx((20.8, 26.0, 23))
-    assert mt.battery_charge(27.5, 24.0)[2] == 100
-    assert mt.battery_charge(12.0, 24.0)[2] == 0
+    assert q1.battery_charge(22.0, 24.0) == pytest.approx((20.8, 26.0, 23))
+    assert q1.battery_charge(27.5, 24.0)[2] == 100
+    assert q1.battery_charge(12.0, 24.0)[2] == 0
 
 
 @pytest.mark.parametrize(("cmd", "param", "on", "off", "sent"), [
@@ -109,44 +110,44 @@ def test_battery_charge_guess() -> None:
     ("test.battery.stop", None, 180, 30, b"CT\r"),
 ])
 def test_encode_command(cmd: str, param: str | None, on: int, off: int, sent: bytes) -> None:
-    assert mt.encode_command(cmd, param, on, off) == sent
+    assert q1.encode_command(cmd, param, on, off) == sent
 
 
 def test_encode_blazer_test_minutes() -> None:
     # blazer_ser (observed, NUT 2.8.0): minutes 1..99, not seconds
-    assert mt.encode_command("test.battery.start", "2", 180, 30, minutes=True) == b"T02\r"
-    assert mt.encode_command("test.battery.start", None, 180, 30, minutes=True) == b"T10\r"
+    assert q1.encode_command("test.battery.start", "2", 180, 30, minutes=True) == b"T02\r"
+    assert q1.encode_command("test.battery.start", None, 180, 30, minutes=True) == b"T10\r"
     for bad in ("0", "100", "120"):
-        with pytest.raises(mt.CommandError):
-            mt.encode_command("test.battery.start", bad, 180, 30, minutes=True)
+        with pytest.raises(common.CommandError):
+            q1.encode_command("test.battery.start", bad, 180, 30, minutes=True)
 
 
 def test_encode_command_errors() -> None:
-    assert mt.encode_command("outlet.1.load.off", None, 180, 30) is None
+    assert q1.encode_command("outlet.1.load.off", None, 180, 30) is None
     for bad in ("59", "5941", "x"):
-        with pytest.raises(mt.CommandError):
-            mt.encode_command("test.battery.start", bad, 180, 30)
+        with pytest.raises(common.CommandError):
+            q1.encode_command("test.battery.start", bad, 180, 30)
 
 
 def test_delay_rounding() -> None:
-    assert [mt.round_offdelay(s) for s in (12, 17, 59, 60, 119, 600)] == [12, 12, 54, 60, 60, 600]
-    assert [mt.round_ondelay(s) for s in (0, 59, 60, 179, 599940)] == [0, 0, 60, 120, 599940]
+    assert [common.round_offdelay(s) for s in (12, 17, 59, 60, 119, 600)] == [12, 12, 54, 60, 60, 600]
+    assert [common.round_ondelay(s) for s in (0, 59, 60, 179, 599940)] == [0, 0, 60, 120, 599940]
 
 
 def test_command_status() -> None:
-    assert mt.command_status(None) == Status.HANDLED
-    assert mt.command_status(b"ACK\r") == Status.HANDLED
-    assert mt.command_status(b"(ACK\r") == Status.HANDLED
-    assert mt.command_status(b"Q\r") == Status.FAILED  # a clone echoing what it does not know
-    assert mt.command_status(b"(NAK\r") == Status.FAILED
+    assert common.command_status(None) == Status.HANDLED
+    assert common.command_status(b"ACK\r") == Status.HANDLED
+    assert common.command_status(b"(ACK\r") == Status.HANDLED
+    assert common.command_status(b"Q\r") == Status.FAILED  # a clone echoing what it does not know
+    assert common.command_status(b"(NAK\r") == Status.FAILED
 
 
 # ---- fuzz -------------------------------------------------------------------------------------
 
 @FUZZ
-@given(query=st.sampled_from(sorted(mt.FRAMES)), raw=st.binary(max_size=80))
+@given(query=st.sampled_from(sorted(q1.FRAMES)), raw=st.binary(max_size=80))
 def test_fuzz_parse_random_bytes(query: str, raw: bytes) -> None:
-    out = mt.parse(query, raw)
+    out = q1.parse(query, raw)
     assert out is None or all(isinstance(v, str) for v in out.values())
 
 
@@ -155,23 +156,23 @@ def test_fuzz_parse_random_bytes(query: str, raw: bytes) -> None:
        cut=st.integers(0, len(STATUS_VECTOR)))
 def test_fuzz_parse_mutated_status(pos: int, byte: int, cut: int) -> None:
     raw = (STATUS_VECTOR[:pos] + bytes([byte]) + STATUS_VECTOR[pos + 1:])[:cut]
-    out = mt.parse("status", raw)
+    out = q1.parse("status", raw)
     if out is not None:
         bits = out["_bits"]
         assert len(bits) == 8 and set(bits) <= {"0", "1"}
-        info = mt.decode_status(bits, mt.finite_number(out.get("input.voltage", "")),
-                                mt.finite_number(out.get("output.voltage", "")))
+        info = q1.decode_status(bits, finite_number(out.get("input.voltage", "")),
+                                finite_number(out.get("output.voltage", "")))
         assert info.tokens[0] in ("OL", "OB")
 
 
 @FUZZ
-@given(cmd=st.sampled_from([*mt.COMMANDS, "nope"]), param=st.none() | st.text(max_size=8),
+@given(cmd=st.sampled_from([*common.COMMANDS, "nope"]), param=st.none() | st.text(max_size=8),
        on=st.integers(0, 599940), off=st.integers(12, 600), minutes=st.booleans())
 def test_fuzz_encode_command(cmd: str, param: str | None, on: int, off: int, minutes: bool) -> None:
     try:
-        out = mt.encode_command(cmd, param, mt.round_ondelay(on), mt.round_offdelay(off),
+        out = q1.encode_command(cmd, param, common.round_ondelay(on), common.round_offdelay(off),
                                 minutes=minutes)
-    except mt.CommandError:
+    except common.CommandError:
         assert cmd == "test.battery.start"
         return
     assert (out is None) == (cmd == "nope")
@@ -220,7 +221,7 @@ async def test_garbage_dropped_and_counted(tmp_path: Path) -> None:
         sim.silence(True)
         with pytest.raises(DeviceError):
             await drv.update()
-        assert drv.counters["timeouts"] >= mt.TRIES
+        assert drv.counters["timeouts"] >= TRIES
 
 
 async def test_slow_and_late_replies(tmp_path: Path) -> None:
@@ -432,8 +433,8 @@ def test_unplug_replug_recovers(tmp_path: Path, bridge_server: Callable[..., obj
 def test_registered() -> None:
     from nutbridge.drivers import driver_class
 
-    assert driver_class("nutdrv_qx", {}) is mt.MegatecDriver
-    assert driver_class("blazer_ser", {}) is mt.MegatecDriver
+    assert driver_class("nutdrv_qx", {}) is MegatecDriver
+    assert driver_class("blazer_ser", {}) is MegatecDriver
 
 
 async def test_sim_clock_runs(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ import pytest
 
 from nutbridge.drivers import driver_class
 from nutbridge.drivers.base import ConfigError, DeviceError, Status
-from nutbridge.drivers.powerman import driver as pw
+from nutbridge.drivers.powerman import protocol as pw
+from nutbridge.drivers.powerman.driver import PowermanClient, PowermanPDU
 from nutbridge.state import Device
 from tests.support import powerman as rig
 from tests.support import realnut, serialsim
@@ -108,9 +109,9 @@ def test_parse_address_rejects(port: str) -> None:
 
 
 def test_registered() -> None:
-    assert driver_class("powerman-pdu", {"port": "localhost"}) is pw.PowermanPDU
+    assert driver_class("powerman-pdu", {"port": "localhost"}) is PowermanPDU
     with pytest.raises(ConfigError):
-        pw.PowermanPDU(Device("p"), {"driver": "powerman-pdu", "port": "a b"})
+        PowermanPDU(Device("p"), {"driver": "powerman-pdu", "port": "a b"})
 
 
 # ---- a scripted powermand for what the real one will not do on demand --------------------------
@@ -198,9 +199,9 @@ class FakePowermand:
             await self._send(w, out + b"powerman> ")
 
 
-async def _driver(port: int, **opts: str) -> pw.PowermanPDU:
-    drv = pw.PowermanPDU(Device("p", driver_name="powerman-pdu"),
-                         {"driver": "powerman-pdu", "port": f"127.0.0.1:{port}", **opts})
+async def _driver(port: int, **opts: str) -> PowermanPDU:
+    drv = PowermanPDU(Device("p", driver_name="powerman-pdu"),
+                      {"driver": "powerman-pdu", "port": f"127.0.0.1:{port}", **opts})
     await drv.connect()
     return drv
 
@@ -276,8 +277,8 @@ async def test_query_error_and_garbage_make_stale() -> None:
 
 async def test_silent_daemon_times_out_and_resyncs() -> None:
     async with FakePowermand(["t0", "t1"]) as srv:
-        drv = pw.PowermanPDU(Device("p"), {"port": f"127.0.0.1:{srv.port}"})
-        client = pw.PowermanClient("127.0.0.1", srv.port, timeout=0.3)
+        drv = PowermanPDU(Device("p"), {"port": f"127.0.0.1:{srv.port}"})
+        client = PowermanClient("127.0.0.1", srv.port, timeout=0.3)
         await client.connect()
         drv.client = client
         drv.nodes = ["t0", "t1"]
@@ -307,7 +308,7 @@ async def test_bad_greeting_and_no_nodes() -> None:
 async def test_run_loop_goes_stale_and_recovers() -> None:
     async with FakePowermand(["t0", "t1"]) as srv:
         port = srv.port
-        drv = pw.PowermanPDU(Device("p"), {"port": f"127.0.0.1:{port}", "pollinterval": "0.2"})
+        drv = PowermanPDU(Device("p"), {"port": f"127.0.0.1:{port}", "pollinterval": "0.2"})
         task = asyncio.create_task(drv.run())
         try:
             for _ in range(50):

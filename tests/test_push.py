@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
 
 from nutbridge.client import NutClient
-from nutbridge.client.push import PushNotSupported, Update, subscribe
+from nutbridge.client.push import PushNotSupported, Update, UpsState, UpsStates, subscribe
 from tests.support import realnut
 from tests.support.realnut import BridgeProcess, NutConfig
 
@@ -113,3 +114,43 @@ def test_unknown_ups_and_other_servers(tmp_path: Path) -> None:
                     pass
 
         asyncio.run(go())
+
+
+def test_states_outlive_a_subscription(tmp_path: Path) -> None:
+    """One UpsStates across reconnections, as the HA coordinator keeps it: each new
+    subscription starts every UPS over from its snapshot, and a snapshot without
+    variables (the driver is not connected yet) keeps the last known ones, unavailable."""
+    cfg = _cfg(tmp_path)
+    states = UpsStates()
+
+    async def first(ups: str, timeout: float = 10.0) -> UpsState:
+        async def go() -> UpsState:
+            async with aclosing(states.follow("127.0.0.1", cfg.port, [ups])) as it:
+                async for s in it:
+                    return s
+            raise AssertionError("stream ended")
+
+        return await asyncio.wait_for(go(), timeout)
+
+    with BridgeProcess.start(cfg) as proc:
+        realnut.wait_ready_ups(cfg.port, ["dummy"])
+        before = asyncio.run(first("dummy"))
+        assert before.snapshot and before.available and before.variables["battery.charge"] == "90"
+
+        async def set_charge() -> None:
+            async with NutClient("127.0.0.1", cfg.port) as c:
+                await c.authenticate("admin", "s3cr3t")
+                await c.set_var("dummy", "battery.charge", "42")
+
+        asyncio.run(set_charge())
+        again = asyncio.run(first("dummy"))
+        assert again.snapshot and again.variables["battery.charge"] == "42"
+        assert states["dummy"] is again and again is not before
+        proc.stop()
+
+    (cfg.root / "d.dev").unlink()  # restarted without its data: dummy-ups cannot connect
+    with BridgeProcess.start(cfg):
+        gone = asyncio.run(first("dummy"))
+    assert gone.snapshot and not gone.changed and not gone.available
+    assert gone.error in ("DRIVER-NOT-CONNECTED", "DATA-STALE")
+    assert gone.variables == again.variables

@@ -30,9 +30,11 @@ from typing import Any
 import pytest
 
 from nutbridge.drivers import serial as serial_mod
-from nutbridge.drivers.apcsmart import driver as apc
+from nutbridge.drivers.apcsmart import protocol as apc
+from nutbridge.drivers.apcsmart.driver import ApcSmart
 from nutbridge.drivers.base import DeviceError, Driver
-from nutbridge.drivers.powerman import driver as pw
+from nutbridge.drivers.powerman import protocol as pw
+from nutbridge.drivers.powerman.driver import PowermanClient, PowermanPDU
 from nutbridge.drivers.qx.driver import MegatecDriver
 from nutbridge.drivers.serial import MAX_BUFFER, SerialLink
 from nutbridge.simulation.apcsmart import ApcSmartSim
@@ -204,8 +206,8 @@ async def test_apcsmart_under_a_flood_and_after_it(tmp_path: Path, link_peak: li
     # so an alert flood need not make the data stale (the other two always do)
     alerts = [0]
     with serialsim.running(lambda: ApcSmartSim(tmp_path / "ttyUPS0", speed=0)) as sim:
-        drv = apc.ApcSmart(Device("apc", driver_name="apcsmart"),
-                           {"driver": "apcsmart", "port": str(sim.link), "pollinterval": "0.3"})
+        drv = ApcSmart(Device("apc", driver_name="apcsmart"),
+                       {"driver": "apcsmart", "port": str(sim.link), "pollinterval": "0.3"})
 
         def probe() -> None:
             alerts[0] = max(alerts[0], len(drv.reader.alerts))
@@ -291,8 +293,8 @@ class Powermand:
 @pytest.mark.parametrize("mode", ["flood", "stall"])
 async def test_powerman_flood_or_stall_goes_stale_and_recovers(mode: str) -> None:
     async with Powermand() as srv:
-        drv = pw.PowermanPDU(Device("pdu", driver_name="powerman-pdu"),
-                             {"port": f"127.0.0.1:{srv.port}", "pollinterval": "0.2"})
+        drv = PowermanPDU(Device("pdu", driver_name="powerman-pdu"),
+                          {"port": f"127.0.0.1:{srv.port}", "pollinterval": "0.2"})
         async with running(drv):
             dev = drv.device
             await until(lambda: dev.driver_state is DriverState.OK, 10, "connected")
@@ -314,7 +316,7 @@ async def test_powerman_flood_or_stall_goes_stale_and_recovers(mode: str) -> Non
 
 async def test_powerman_endless_reply_is_cut_at_the_limit() -> None:
     async with Powermand() as srv:
-        client = pw.PowermanClient("127.0.0.1", srv.port, timeout=10)
+        client = PowermanClient("127.0.0.1", srv.port, timeout=10)
         await client.connect()
         srv.mode = "flood"
         with peak_memory() as peak, pytest.raises(DeviceError):
@@ -459,8 +461,9 @@ async def test_snmp_garbage_datagrams_are_dropped_and_nothing_accumulates(
 
 def test_snmp_absurd_outlet_counts_are_capped() -> None:
     realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
+    from nutbridge.drivers.snmp.mapper import MAX_OUTLETS, Mapper
     from nutbridge.drivers.snmp.session import SnmpValue
-    from nutbridge.drivers.snmp.table import MAX_OUTLETS, OUTLET, Mapper, Mib, Row
+    from nutbridge.drivers.snmp.table import OUTLET, Mib, Row
 
     m = Mapper(Mib("t", "0.1", (Row("outlet.count", "4.1.0"),
                                 Row("outlet.%i.status", "4.2.1.3.%i", flags=OUTLET)), ()))

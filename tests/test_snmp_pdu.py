@@ -36,10 +36,10 @@ from typing import Any
 import pytest
 
 from nutbridge.drivers.snmp.driver import SnmpUps
+from nutbridge.drivers.snmp.mapper import Mapper
 from nutbridge.drivers.snmp.mibs import registry
 from nutbridge.drivers.snmp.mibs.apc_pdu import APC_PDU
 from nutbridge.drivers.snmp.mibs.eaton_epdu import EATON_EPDU
-from nutbridge.drivers.snmp.table import Mapper
 from nutbridge.state import Device
 
 from .support import realnut, serialsim, snmpsim

@@ -11,7 +11,8 @@ import pytest
 
 from nutbridge.drivers.base import ConfigError
 from nutbridge.drivers.snmp.driver import SnmpUps, parse_port
-from nutbridge.drivers.snmp.mibs import ietf, mib_by_name, registry, select_mib
+from nutbridge.drivers.snmp.mapper import Mapper, command_value, convert, format_number, to_raw
+from nutbridge.drivers.snmp.mibs import check_oid, ietf, mib_by_name, registry, select_mib
 from nutbridge.drivers.snmp.session import SnmpValue, v3_from_options
 from nutbridge.drivers.snmp.table import (
     ABSENT,
@@ -24,13 +25,8 @@ from nutbridge.drivers.snmp.table import (
     STRING,
     UNIQUE,
     Cmd,
-    Mapper,
     Mib,
     Row,
-    check_oid,
-    convert,
-    format_number,
-    to_raw,
 )
 from tests.support import realnut
 
@@ -323,3 +319,13 @@ def test_first_poll_period_spreads_drivers_started_together() -> None:
     done = asyncio.run(run())
     assert all(0.04 <= t < 1.3 for t in done), done
     assert max(done) - min(done) > 0.3, done  # not one burst
+
+
+def test_command_parameter_that_is_no_finite_number_is_refused() -> None:
+    """An INSTCMD delay of inf/nan/garbage is not acceptable (INVALID), never an OverflowError."""
+    spec = Cmd("load.off.delay", "1.3.6.1.4.1.1.1.0", param=True)
+    assert command_value(spec, "20") == 20
+    assert command_value(spec, None) == 1
+    for bad in ("inf", "-inf", "nan", "1e999", "soon"):
+        assert command_value(spec, bad) is None, bad
+    assert command_value(Cmd("test.x", "1.3.6.1.4.1.1.2.0"), "5") is None  # takes no parameter

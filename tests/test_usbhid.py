@@ -36,8 +36,8 @@ from nutbridge.drivers.base import ConfigError, DeviceError, Status
 from nutbridge.drivers.usbhid import driver as usbhid
 from nutbridge.drivers.usbhid.descriptor import ReportDescriptor, parse
 from nutbridge.drivers.usbhid.driver import UsbHid
+from nutbridge.drivers.usbhid.mapper import Mapper
 from nutbridge.drivers.usbhid.subdrivers import choose_subdriver
-from nutbridge.drivers.usbhid.table import Mapper
 from nutbridge.drivers.usbhid.usages import names_for
 from nutbridge.serve import Bridge, load_config
 from nutbridge.simulation.fakeusb import FakeBackend, FakeHidDevice

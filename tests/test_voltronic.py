@@ -29,7 +29,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nutbridge.drivers.base import ConfigError, DeviceError, Status
-from nutbridge.drivers.qx import driver as mt
+from nutbridge.drivers.qx import common, voltronic
+from nutbridge.drivers.qx.driver import MegatecDriver
 from nutbridge.simulation.megatec import MegatecSimulator
 from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.state import Device
@@ -42,35 +43,35 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, max_examples=400
 # ---- sans-IO ------------------------------------------------------------------------------
 
 def test_parse_qgs() -> None:
-    assert mt.v_parse("QGS", QGS) == {
+    assert voltronic.parse("QGS", QGS) == {
         "input.voltage": "234.9", "input.frequency": "50.0", "output.voltage": "229.8",
         "output.frequency": "50.0", "output.current": "0.0", "ups.load": "14",
         "battery.voltage": "26.50", "ups.temperature": "18.8", "_bits": "010000000000"}
 
 
 def test_parse_static_replies() -> None:
-    assert mt.v_parse("QPI", b"(PI01\r") == {"ups.firmware.aux": "P01"}
-    assert mt.v_parse("QRI", b"(220.0 004 036.0 60.0\r") == {
+    assert voltronic.parse("QPI", b"(PI01\r") == {"ups.firmware.aux": "P01"}
+    assert voltronic.parse("QRI", b"(220.0 004 036.0 60.0\r") == {
         "output.voltage.nominal": "220.0", "output.current.nominal": "4",
         "battery.voltage.nominal": "36.0", "output.frequency.nominal": "60.0"}
     # QMD's output voltage and battery fields are not published (NUT takes QRI's)
-    assert mt.v_parse("QMD", b"(#######OLHVT1K0 ###1000 80 1/1 210 240 03 12.0\r") == {
+    assert voltronic.parse("QMD", b"(#######OLHVT1K0 ###1000 80 1/1 210 240 03 12.0\r") == {
         "device.model": "OLHVT1K0", "ups.power.nominal": "1000", "output.powerfactor": "0.8",
         "input.phases": "1", "output.phases": "1", "input.voltage.nominal": "210.0"}
-    assert mt.v_parse("QMF", b"(#####VOLTRONIC\r") == {"device.mfr": "VOLTRONIC"}
-    assert mt.v_parse("QID", b"(12345678901234\r") == {"device.serial": "12345678901234"}
-    assert mt.v_parse("QBV", b"(026.0 02 01 090 045\r") == {
+    assert voltronic.parse("QMF", b"(#####VOLTRONIC\r") == {"device.mfr": "VOLTRONIC"}
+    assert voltronic.parse("QID", b"(12345678901234\r") == {"device.serial": "12345678901234"}
+    assert voltronic.parse("QBV", b"(026.0 02 01 090 045\r") == {
         "battery.packs": "1", "battery.charge": "90", "battery.runtime": "2700"}
-    assert mt.v_parse("QMOD", b"(B\r") == {"_mode": "B"}
+    assert voltronic.parse("QMOD", b"(B\r") == {"_mode": "B"}
 
 
 def test_parse_firmware_as_nut() -> None:
     # NUT reads 8 characters after "VERFW:" as they are (a trailing blank stays) and
     # ignores a shorter reply
-    assert mt.v_parse("QVFW", b"(VERFW:00322.02\r") == {"ups.firmware": "00322.02"}
-    assert mt.v_parse("QVFW", b"(VERFW:SIM-1.0 \r") == {"ups.firmware": "SIM-1.0 "}
-    assert mt.v_parse("QVFW", b"(VERFW:ABCDEFGHIJ\r") == {"ups.firmware": "ABCDEFGH"}
-    assert mt.v_parse("QVFW", b"(VERFW:00001.0\r") is None
+    assert voltronic.parse("QVFW", b"(VERFW:00322.02\r") == {"ups.firmware": "00322.02"}
+    assert voltronic.parse("QVFW", b"(VERFW:SIM-1.0 \r") == {"ups.firmware": "SIM-1.0 "}
+    assert voltronic.parse("QVFW", b"(VERFW:ABCDEFGHIJ\r") == {"ups.firmware": "ABCDEFGH"}
+    assert voltronic.parse("QVFW", b"(VERFW:00001.0\r") is None
 
 
 @pytest.mark.parametrize(("query", "raw"), [
@@ -80,7 +81,7 @@ def test_parse_firmware_as_nut() -> None:
     ("QBV", b"(026.0 02\r"), ("QRI", b"(2\x0020.0 004 036.0 60.0\r"),
 ])
 def test_parse_rejects(query: str, raw: bytes) -> None:
-    assert mt.v_parse(query, raw) is None
+    assert voltronic.parse(query, raw) is None
 
 
 # QGS status characters (63..74) and QMOD letter -> ups.status, beeper, type: NUT 2.8.0/2.8.5
@@ -102,7 +103,7 @@ def test_parse_rejects(query: str, raw: bytes) -> None:
     ("001110011001", "S", ["OB", "LB", "BYPASS", "OFF", "CAL", "FSD"], "enabled", "offline"),
 ])
 def test_status(bits: str, mode: str, tokens: list[str], beeper: str, ups_type: str) -> None:
-    info = mt.v_decode_status(bits, mode)
+    info = voltronic.decode_status(bits, mode)
     assert (info.tokens, info.beeper, info.ups_type) == (tokens, beeper, ups_type)
 
 
@@ -126,19 +127,19 @@ def test_status(bits: str, mode: str, tokens: list[str], beeper: str, ups_type: 
 ])
 def test_encode_command(cmd: str, param: str | None, on: int, off: int, beeper_on: bool,
                         sent: bytes) -> None:
-    assert mt.v_encode_command(cmd, param, on, off, beeper_on=beeper_on) == sent
+    assert voltronic.encode_command(cmd, param, on, off, beeper_on=beeper_on) == sent
 
 
 def test_encode_command_errors() -> None:
-    assert mt.v_encode_command("outlet.1.load.off", None, 180, 30) is None
-    with pytest.raises(mt.CommandError):
-        mt.v_encode_command("test.battery.start", "2", 180, 30)  # seconds: 60..5940
+    assert voltronic.encode_command("outlet.1.load.off", None, 180, 30) is None
+    with pytest.raises(common.CommandError):
+        voltronic.encode_command("test.battery.start", "2", 180, 30)  # seconds: 60..5940
 
 
 @FUZZ
-@given(query=st.sampled_from(sorted(mt.V_MIN_LEN)), raw=st.binary(max_size=90))
+@given(query=st.sampled_from(sorted(voltronic.MIN_LEN)), raw=st.binary(max_size=90))
 def test_fuzz_parse_random_bytes(query: str, raw: bytes) -> None:
-    out = mt.v_parse(query, raw)
+    out = voltronic.parse(query, raw)
     assert out is None or all(isinstance(v, str) for v in out.values())
 
 
@@ -147,11 +148,11 @@ def test_fuzz_parse_random_bytes(query: str, raw: bytes) -> None:
        mode=st.sampled_from("LBSYTFDX"))
 def test_fuzz_parse_mutated_status(pos: int, byte: int, cut: int, mode: str) -> None:
     raw = (QGS[:pos] + bytes([byte]) + QGS[pos + 1:])[:cut]
-    out = mt.v_parse("QGS", raw)
+    out = voltronic.parse("QGS", raw)
     if out is not None:
         bits = out["_bits"]
         assert len(bits) == 12 and set(bits) <= {"0", "1"}
-        info = mt.v_decode_status(bits, mode)
+        info = voltronic.decode_status(bits, mode)
         assert info.tokens[0] in ("OL", "OB") and info.beeper in ("enabled", "disabled")
 
 
@@ -234,11 +235,11 @@ async def test_silent_unit_goes_stale(tmp_path: Path) -> None:
 
 def test_config_checks() -> None:
     with pytest.raises(ConfigError):
-        mt.MegatecDriver(Device("u"), {"driver": "blazer_ser", "port": "/x", "protocol": "voltronic"})
+        MegatecDriver(Device("u"), {"driver": "blazer_ser", "port": "/x", "protocol": "voltronic"})
     with pytest.raises(ConfigError):
-        mt.MegatecDriver(Device("u"), {"driver": "nutdrv_qx", "port": "/x", "protocol": "megatec",
+        MegatecDriver(Device("u"), {"driver": "nutdrv_qx", "port": "/x", "protocol": "megatec",
                                        "offdelay": "660"})
-    drv = mt.MegatecDriver(Device("u"), {"driver": "nutdrv_qx", "port": "/x", "offdelay": "5940"})
+    drv = MegatecDriver(Device("u"), {"driver": "nutdrv_qx", "port": "/x", "offdelay": "5940"})
     assert drv.offdelay == 5940
     with pytest.raises(ValueError):
         MegatecSimulator("/nonexistent/tty", protocol="q9")
@@ -390,7 +391,7 @@ async def test_cli_option_builds_voltronic(tmp_path: Path) -> None:
         assert dev.handle(b"QPI\r") == b"(PI01\r"
         assert dev.handle(b"Q1\r") == b"(NAK\r"
         reply = dev.handle(b"QGS\r")
-        assert reply is not None and mt.v_parse("QGS", reply) is not None
+        assert reply is not None and voltronic.parse("QGS", reply) is not None
         await asyncio.sleep(0)
 
 

@@ -25,9 +25,10 @@ for _p in (str(REPO / "bridge"), str(REPO)):
 import pytest  # noqa: E402
 from freezegun.api import FrozenDateTimeFactory  # noqa: E402
 from homeassistant.config_entries import ConfigEntryState  # noqa: E402
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME  # noqa: E402
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, EntityCategory  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
 from homeassistant.helpers import device_registry as dr  # noqa: E402
+from homeassistant.helpers import entity_registry as er  # noqa: E402
 from homeassistant.setup import async_setup_component  # noqa: E402
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed  # noqa: E402
 
@@ -56,6 +57,9 @@ ups.serial: DUMMY-0001
 battery.charge: 87
 ups.load: 12
 """
+
+# Manufacturer and model of the device of each UPS a running_bridge serves (ups.mfr, ups.model).
+UPS_DEVICES = {"sim": ("NUT Bridge", "Simulated UPS"), "dummy": ("Dummy Corp", "File UPS")}
 
 # Long enough that no scheduled poll happens during a test (see the slow_polling fixture).
 SLOW_POLL = timedelta(hours=6)
@@ -124,6 +128,13 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """A running ``nutbridge serve``: UPS ``sim`` (nutbridge-sim) and ``dummy`` (dummy-ups)."""
     with running_bridge(tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def outlet_bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
+    """Like ``bridge``, the simulated UPS with two switchable outlets."""
+    with running_bridge(tmp_path, outlets=2) as b:
         yield b
 
 
@@ -205,10 +216,50 @@ def ups_device(hass: HomeAssistant, entry: NutBridgeConfigEntry, ups: str) -> dr
     return device
 
 
+def assert_registered(
+    hass: HomeAssistant,
+    server: Server,
+    entity_id: str,
+    *,
+    ups: str,
+    key: str,
+    category: EntityCategory | None = None,
+    enabled: bool = True,
+) -> er.RegistryEntry:
+    """Check the entity registry entry of ``entity_id`` and its device; returns the entry.
+
+    Unique id ``127.0.0.1:<port>_<ups>_<key>`` (the prefix of an entry made by
+    bridge_entry), ``category``, enabled or else disabled by the integration (then it
+    has no state), and the device of ``ups``: its identifier, manufacturer and model.
+    """
+    registry_entry = er.async_get(hass).async_get(entity_id)
+    assert registry_entry is not None, entity_id
+    prefix = f"127.0.0.1:{server.port}"
+    assert registry_entry.unique_id == f"{prefix}_{ups}_{key}", entity_id
+    assert registry_entry.entity_category == category, entity_id
+    if enabled:
+        assert registry_entry.disabled_by is None, entity_id
+    else:
+        assert registry_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
+        assert hass.states.get(entity_id) is None, entity_id
+    assert registry_entry.device_id is not None, entity_id
+    device = dr.async_get(hass).async_get(registry_entry.device_id)
+    assert device is not None, entity_id
+    assert device.identifiers == {(DOMAIN, f"{prefix}_{ups}")}, entity_id
+    assert (device.manufacturer, device.model) == UPS_DEVICES[ups], entity_id
+    return registry_entry
+
+
 def state_of(hass: HomeAssistant, entity_id: str) -> str:
     state = hass.states.get(entity_id)
     assert state is not None, entity_id
     return state.state
+
+
+def attributes_of(hass: HomeAssistant, entity_id: str) -> dict[str, Any]:
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return dict(state.attributes)
 
 
 # ---------------------------------------------------------------- waiting

@@ -17,7 +17,7 @@ from homeassistant.helpers import selector
 from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import async_mock_service
 
-from custom_components.nut_bridge.events import EVENT_TYPES
+from custom_components.nut_bridge.power_events import EVENT_TYPES
 
 from .conftest import (
     DUMMY_DEV,

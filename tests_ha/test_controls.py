@@ -1,4 +1,5 @@
-"""Controls against a real bridge: outlet switches, numbers, selects, texts, service actions."""
+"""Controls against a real bridge: the run_command / set_variable / shutdown actions, and a
+user who may not act. Each control platform's own entities are in test_<platform>.py."""
 
 from __future__ import annotations
 
@@ -20,48 +21,6 @@ def bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Bridge]:
     """Like conftest's bridge, but the simulated UPS has two switchable outlets."""
     with running_bridge(tmp_path, outlets=2) as b:
         yield b
-
-
-async def test_outlet_switch(hass: HomeAssistant, bridge: Bridge) -> None:
-    await setup_entry(hass, bridge)
-    assert hass.states.get("switch.sim_outlet_1").state == "on"
-    assert hass.states.get("switch.sim_outlet_2") is not None
-    assert hass.states.get("button.sim_cycle_outlet_1") is not None
-    assert hass.states.get("button.sim_quick_battery_test") is not None
-    assert hass.states.get("switch.dummy_outlet_1") is None
-
-    await hass.services.async_call("switch", "turn_off", {"entity_id": "switch.sim_outlet_1"}, blocking=True)
-    await wait_var(bridge, "outlet.1.status", "off")
-    assert await get_var(bridge, "outlet.2.status") == "on"
-
-    await hass.services.async_call("switch", "turn_on", {"entity_id": "switch.sim_outlet_1"}, blocking=True)
-    await wait_var(bridge, "outlet.1.status", "on")
-
-
-async def test_number_select_text(hass: HomeAssistant, bridge: Bridge) -> None:
-    await setup_entry(hass, bridge)
-    state = hass.states.get("number.sim_shutdown_delay")
-    assert state is not None
-    assert (state.attributes["min"], state.attributes["max"]) == (0, 3600)
-
-    await hass.services.async_call(
-        "number", "set_value", {"entity_id": "number.sim_shutdown_delay", "value": 120}, blocking=True
-    )
-    await wait_var(bridge, "ups.delay.shutdown", "120")
-
-    select = hass.states.get("select.sim_beeper_status")
-    assert select is not None and select.attributes["options"] == ["enabled", "disabled", "muted"]
-    await hass.services.async_call(
-        "select", "select_option", {"entity_id": "select.sim_beeper_status", "option": "muted"}, blocking=True
-    )
-    await wait_var(bridge, "ups.beeper.status", "muted")
-
-    text = hass.states.get("text.sim_ups_id")
-    assert text is not None and text.attributes["max"] == 16
-    await hass.services.async_call(
-        "text", "set_value", {"entity_id": "text.sim_ups_id", "value": "rack-7"}, blocking=True
-    )
-    await wait_var(bridge, "ups.id", "rack-7")
 
 
 async def test_run_command_service(hass: HomeAssistant, bridge: Bridge) -> None:

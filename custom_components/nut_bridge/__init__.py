@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Final
-
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, Platform
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
-from .const import PLATFORMS as SENSOR_PLATFORMS
+from .const import DOMAIN, PLATFORMS
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, NutBridgeData, server_identifier
 from .entity import ups_identifier
-from .events import async_setup_events
+from .power_events import async_setup_events
 from .repairs import async_setup_repairs
 from .services import async_setup_services
-
-PLATFORMS: Final = [
-    *SENSOR_PLATFORMS,
-    Platform.BUTTON,
-    Platform.EVENT,
-    Platform.NUMBER,
-    Platform.SELECT,
-    Platform.SWITCH,
-    Platform.TEXT,
-]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 

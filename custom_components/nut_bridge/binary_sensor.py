@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from homeassistant.components.binary_sensor import BinarySensorEntity, BinarySensorEntityDescription
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
@@ -26,86 +27,38 @@ class NutBridgeBinarySensorDescription(BinarySensorEntityDescription):
     aliases: tuple[str, ...] = ()
 
 
+def _flag(
+    flag: str, translation_key: str, *, aliases: tuple[str, ...] = (), **kwargs: Any
+) -> NutBridgeBinarySensorDescription:
+    return NutBridgeBinarySensorDescription(
+        key=f"status_{flag.lower()}", flag=flag, aliases=aliases, translation_key=translation_key, **kwargs
+    )
+
+
+_PROBLEM = BinarySensorDeviceClass.PROBLEM
+# Flags that refine OL/OB/CHRG: useful in automations, clutter on a dashboard.
+_REFINING: dict[str, Any] = {"entity_registry_enabled_default": False}
+
 BINARY_SENSORS: tuple[NutBridgeBinarySensorDescription, ...] = (
-    NutBridgeBinarySensorDescription(
-        key="status_ol", flag="OL", translation_key="online", device_class=BinarySensorDeviceClass.POWER
-    ),
-    NutBridgeBinarySensorDescription(key="status_ob", flag="OB", translation_key="on_battery"),
-    NutBridgeBinarySensorDescription(
-        key="status_lb",
-        flag="LB",
-        translation_key="low_battery",
-        device_class=BinarySensorDeviceClass.BATTERY,
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_chrg",
-        flag="CHRG",
-        translation_key="charging",
-        device_class=BinarySensorDeviceClass.BATTERY_CHARGING,
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_rb",
-        flag="RB",
-        translation_key="replace_battery",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_over",
-        flag="OVER",
-        translation_key="overload",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-    ),
-    NutBridgeBinarySensorDescription(key="status_bypass", flag="BYPASS", translation_key="bypass"),
-    NutBridgeBinarySensorDescription(key="status_fsd", flag="FSD", translation_key="forced_shutdown"),
-    NutBridgeBinarySensorDescription(key="status_cal", flag="CAL", translation_key="calibrating"),
-    NutBridgeBinarySensorDescription(
-        key="status_alarm",
-        flag="ALARM",
-        translation_key="alarm",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-    ),
+    _flag("OL", "online", device_class=BinarySensorDeviceClass.POWER),
+    _flag("OB", "on_battery"),
+    _flag("LB", "low_battery", device_class=BinarySensorDeviceClass.BATTERY),
+    _flag("CHRG", "charging", device_class=BinarySensorDeviceClass.BATTERY_CHARGING),
+    _flag("RB", "replace_battery", device_class=_PROBLEM),
+    _flag("OVER", "overload", device_class=_PROBLEM),
+    _flag("BYPASS", "bypass"),
+    _flag("FSD", "forced_shutdown"),
+    _flag("CAL", "calibrating"),
+    _flag("ALARM", "alarm", device_class=_PROBLEM),
     # "OL OFF": mains present but the output is switched off; the load has no power.
-    NutBridgeBinarySensorDescription(
-        key="status_off",
-        flag="OFF",
-        translation_key="output_off",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-    ),
-    # Flags that refine OL/OB/CHRG: useful in automations, clutter on a dashboard.
-    NutBridgeBinarySensorDescription(
-        key="status_dischrg",
-        flag="DISCHRG",
-        translation_key="discharging",
-        entity_registry_enabled_default=False,
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_hb", flag="HB", translation_key="high_battery", entity_registry_enabled_default=False
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_trim",
-        flag="TRIM",
-        translation_key="trimming",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_boost",
-        flag="BOOST",
-        translation_key="boosting",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
-    ),
-    NutBridgeBinarySensorDescription(
-        key="status_test", flag="TEST", translation_key="testing", entity_registry_enabled_default=False
-    ),
+    _flag("OFF", "output_off", device_class=_PROBLEM),
+    _flag("DISCHRG", "discharging", **_REFINING),
+    _flag("HB", "high_battery", **_REFINING),
+    _flag("TRIM", "trimming", entity_category=EntityCategory.DIAGNOSTIC, **_REFINING),
+    _flag("BOOST", "boosting", entity_category=EntityCategory.DIAGNOSTIC, **_REFINING),
+    _flag("TEST", "testing", **_REFINING),
     # Newer NUT reports ECO; some drivers (and HA core's list) use HE ("high efficiency").
-    NutBridgeBinarySensorDescription(
-        key="status_eco",
-        flag="ECO",
-        aliases=("HE",),
-        translation_key="eco_mode",
-        entity_registry_enabled_default=False,
-    ),
+    _flag("ECO", "eco_mode", aliases=("HE",), **_REFINING),
 )
 
 

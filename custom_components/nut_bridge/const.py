@@ -12,7 +12,17 @@ DOMAIN: Final = "nut_bridge"
 DEFAULT_HOST: Final = "localhost"
 DEFAULT_PORT: Final = 3493
 
-PLATFORMS: Final = [Platform.BINARY_SENSOR, Platform.SENSOR]
+# Every platform of the integration, set up (and unloaded) in this order.
+PLATFORMS: Final = [
+    Platform.BINARY_SENSOR,
+    Platform.SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SWITCH,
+    Platform.TEXT,
+]
 
 # Poll interval while every UPS is on line power, and while any UPS is on battery.
 UPDATE_INTERVAL: Final = timedelta(seconds=5)

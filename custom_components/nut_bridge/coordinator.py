@@ -1,11 +1,14 @@
 """Coordinator: one persistent NUT connection per config entry, plus push where offered.
 
 After the first successful poll the coordinator subscribes to push updates (the
-bridge's SUBSCRIBE extension, docs/push.md) on a second connection. While push is
-active each pushed batch reaches the entities at once, and the regular poll only
-runs LIST UPS (to notice added or removed UPS), with a full LIST VAR poll every
-PUSH_FULL_POLL_INTERVAL as a safety net. Servers without push are polled as before;
-a dropped push connection falls back to polling and is retried with backoff.
+bridge's SUBSCRIBE extension, docs/push.md) on a second connection. The client
+library merges the pushed batches (``nutbridge.client.push.UpsStates``): each one
+yields the whole state of its UPS, which reaches the entities at once. While push is
+active the regular poll only runs LIST UPS (to notice added or removed UPS), with a
+full LIST VAR poll every PUSH_FULL_POLL_INTERVAL as a safety net. Servers without
+push are polled as before; a dropped push connection falls back to polling and is
+retried with backoff. What is decided here is only when to poll and when to listen,
+which answer is newer, and what makes a UPS unavailable.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, override
 
@@ -23,7 +26,8 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from nutbridge.client import NutError, ReconnectingClient
-from nutbridge.client.push import PushNotSupported, Update, subscribe
+from nutbridge.client.push import PushNotSupported, UpsStates
+from nutbridge.client.push import UpsState as PushedState
 
 from .const import (
     AUTH_FAILED_CODES,
@@ -64,12 +68,13 @@ type NutBridgeConfigEntry = ConfigEntry[NutBridgeData]
 
 @dataclass
 class UpsState:
-    """What the last poll learnt about one UPS."""
+    """What the last poll (or pushed batch) says about one UPS."""
 
     name: str
     description: str
-    variables: dict[str, str] = field(default_factory=dict)
-    # ERR code of the last LIST VAR (e.g. DATA-STALE); None when the data is current.
+    # Every current variable: a poll's LIST VAR, or the whole pushed state (read-only).
+    variables: Mapping[str, str] = field(default_factory=dict)
+    # ERR code of the last LIST VAR, or the pushed STATE (e.g. DATA-STALE); None when current.
     error: str | None = None
     # Commands and writable variables; None until read (when the UPS first shows data).
     controls: UpsControls | None = None
@@ -185,14 +190,14 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         self._username = username
         self._password = password
         self._client: ReconnectingClient | None = None
-        # Push state: the subscription task, whether updates are flowing, the UPS
-        # whose snapshot the current subscription delivered, and a per-UPS counter
-        # of pushed batches (a poll must not overwrite data pushed while it ran).
+        # Push: the subscription task, whether updates are flowing, and the whole
+        # state of each UPS as pushed (merged by the client library, kept across
+        # subscriptions; each batch replaces its UPS's object, which tells a poll
+        # that data was pushed while it ran).
         self._push_task: asyncio.Task[None] | None = None
         self._push_supported = True
         self._push_active = False
-        self._push_ups: set[str] = set()
-        self._push_seq: dict[str, int] = {}
+        self._pushed = UpsStates()
         self._last_poll = 0.0
         self._last_full_poll = 0.0
         self._poll_requested = False
@@ -239,6 +244,9 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
             # Not `previous`: batches may have been pushed while LIST UPS ran.
             current = self.data or {}
             new_ups = set(listing) - set(current)
+            for gone in set(self._pushed) - set(listing):
+                # A UPS that comes back starts afresh, as a new one would.
+                self._pushed.forget(gone)
             if (
                 self._push_active
                 and not new_ups
@@ -284,7 +292,7 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         """LIST VAR of every UPS in the listing."""
         result: dict[str, UpsState] = {}
         for name, description in listing.items():
-            seq = self._push_seq.get(name)
+            pushed = self._pushed.get(name)
             state = UpsState(name, description)
             try:
                 state.variables = await client.list_var(name)
@@ -300,7 +308,7 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
             if old is not None and old.available and state.error is None:
                 state.controls = old.controls
             result[name] = state
-            if seq != self._push_seq.get(name) and self.data and name in self.data:
+            if self._pushed.get(name) is not pushed and self.data and name in self.data:
                 # A batch was pushed while LIST VAR ran: it is newer than the answer.
                 result[name] = replace(self.data[name], description=description)
         await self._async_fetch_missing_controls(client, result)
@@ -340,18 +348,14 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
                 if (current := asyncio.current_task()) and current.cancelling():
                     raise
         self._push_active = False
-        self._push_ups = set()
 
     async def _async_push_loop(self) -> None:
         """Subscribe to every UPS; on a dropped connection poll, back off, retry."""
         delay = PUSH_RETRY_MIN
         while True:
-            seen: set[str] = set()
-            self._push_ups = seen
             try:
-                async for update in subscribe(self.host, self.port, None, timeout=CLIENT_TIMEOUT):
-                    self._async_apply_push(update, snapshot=update.ups not in seen)
-                    seen.add(update.ups)
+                async for pushed in self._pushed.follow(self.host, self.port, None, timeout=CLIENT_TIMEOUT):
+                    self._async_apply_push(pushed)
                     delay = PUSH_RETRY_MIN
             except PushNotSupported:
                 _LOGGER.debug("%s: no push updates, polling", self.name)
@@ -371,26 +375,18 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
             delay = min(delay * 2, PUSH_RETRY_MAX)
 
     @callback
-    def _async_apply_push(self, update: Update, *, snapshot: bool) -> None:
-        """Merge one pushed batch into the data and notify the entities now."""
+    def _async_apply_push(self, pushed: PushedState) -> None:
+        """Hand one UPS's pushed state (after its latest batch) to the entities now."""
         data = dict(self.data or {})
-        old = data.get(update.ups)
-        if snapshot and update.values:
-            variables = dict(update.values)
-        else:
-            variables = dict(old.variables) if old else {}
-            variables.update(update.values)
-        for name in update.deleted:
-            variables.pop(name, None)
-        data[update.ups] = UpsState(
-            update.ups,
+        old = data.get(pushed.ups)
+        data[pushed.ups] = UpsState(
+            pushed.ups,
             old.description if old else "",
-            variables,
-            None if update.available else update.state,
+            pushed.variables,
+            pushed.error,
             # Controls stay while the UPS stays up; after an outage the next poll re-reads them.
-            old.controls if old is not None and old.available and update.available else None,
+            old.controls if old is not None and old.available and pushed.available else None,
         )
-        self._push_seq[update.ups] = self._push_seq.get(update.ups, 0) + 1
         if not self._push_active:
             _LOGGER.debug("%s: push updates active", self.name)
             self._push_active = True

@@ -1,4 +1,4 @@
-"""Device triggers of a UPS: the power events of events.py (``nut_bridge_event``)."""
+"""Device triggers of a UPS: the power events of power_events.py (``nut_bridge_event``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
-from .events import EVENT_NUT_BRIDGE, EVENT_TYPES
+from .power_events import EVENT_NUT_BRIDGE, EVENT_TYPES
 
 TRIGGER_SCHEMA: Final = DEVICE_TRIGGER_BASE_SCHEMA.extend({vol.Required(CONF_TYPE): vol.In(EVENT_TYPES)})
 

@@ -80,6 +80,14 @@ class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
         return self.coordinator.data.get(self.ups) if self.coordinator.data else None
 
     @property
+    def raw_value(self) -> str | None:
+        """The current value of the NUT variable this entity shows or sets (its description's
+        key); None when the UPS does not report it. (Not for entities whose key names a
+        status flag, a command or an event.)"""
+        state = self.ups_state
+        return state.variables.get(self.entity_description.key) if state else None
+
+    @property
     def available(self) -> bool:
         state = self.ups_state
         return super().available and state is not None and state.available

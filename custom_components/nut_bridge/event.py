@@ -1,4 +1,4 @@
-"""Event entities: one per UPS, recording the power events of events.py."""
+"""Event entities: one per UPS, recording the power events of power_events.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, UpsState
 from .entity import NutBridgeEntity, add_entities_as_ups_appear
-from .events import EVENT_NUT_BRIDGE, EVENT_TYPES, NutBridgeEventData
+from .power_events import EVENT_NUT_BRIDGE, EVENT_TYPES, NutBridgeEventData
 
 PARALLEL_UPDATES = 0
 

@@ -27,44 +27,27 @@ class NutBridgeNumberDescription(NumberEntityDescription):
     """A number writing the NUT variable ``key``."""
 
 
+def _known(
+    key: str, translation_key: str, unit: str, device_class: NumberDeviceClass | None = None
+) -> NutBridgeNumberDescription:
+    return NutBridgeNumberDescription(
+        key=key, translation_key=translation_key, native_unit_of_measurement=unit, device_class=device_class
+    )
+
+
+_SECONDS = (UnitOfTime.SECONDS, NumberDeviceClass.DURATION)
+_VOLTS = (UnitOfElectricPotential.VOLT, NumberDeviceClass.VOLTAGE)
+
+# Translated names, units and classes of well-known numeric variables.
 KNOWN: dict[str, NutBridgeNumberDescription] = {
     d.key: d
     for d in (
-        NutBridgeNumberDescription(
-            key="ups.delay.shutdown",
-            translation_key="delay_shutdown",
-            native_unit_of_measurement=UnitOfTime.SECONDS,
-            device_class=NumberDeviceClass.DURATION,
-        ),
-        NutBridgeNumberDescription(
-            key="ups.delay.start",
-            translation_key="delay_start",
-            native_unit_of_measurement=UnitOfTime.SECONDS,
-            device_class=NumberDeviceClass.DURATION,
-        ),
-        NutBridgeNumberDescription(
-            key="battery.charge.low",
-            translation_key="battery_charge_low",
-            native_unit_of_measurement=PERCENTAGE,
-        ),
-        NutBridgeNumberDescription(
-            key="battery.runtime.low",
-            translation_key="battery_runtime_low",
-            native_unit_of_measurement=UnitOfTime.SECONDS,
-            device_class=NumberDeviceClass.DURATION,
-        ),
-        NutBridgeNumberDescription(
-            key="input.transfer.low",
-            translation_key="input_transfer_low",
-            native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-            device_class=NumberDeviceClass.VOLTAGE,
-        ),
-        NutBridgeNumberDescription(
-            key="input.transfer.high",
-            translation_key="input_transfer_high",
-            native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-            device_class=NumberDeviceClass.VOLTAGE,
-        ),
+        _known("ups.delay.shutdown", "delay_shutdown", *_SECONDS),
+        _known("ups.delay.start", "delay_start", *_SECONDS),
+        _known("battery.charge.low", "battery_charge_low", PERCENTAGE),
+        _known("battery.runtime.low", "battery_runtime_low", *_SECONDS),
+        _known("input.transfer.low", "input_transfer_low", *_VOLTS),
+        _known("input.transfer.high", "input_transfer_high", *_VOLTS),
     )
 }
 
@@ -103,8 +86,7 @@ class NutBridgeNumber(NutBridgeEntity, NumberEntity):
 
     @property
     def native_value(self) -> float | None:
-        state = self.ups_state
-        return parse_number(state.variables.get(self.entity_description.key)) if state else None
+        return parse_number(self.raw_value)
 
     async def async_set_native_value(self, value: float) -> None:
         text = str(int(value)) if float(value).is_integer() else str(value)

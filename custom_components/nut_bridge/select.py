@@ -53,8 +53,7 @@ class NutBridgeSelect(NutBridgeEntity, SelectEntity):
 
     @property
     def current_option(self) -> str | None:
-        state = self.ups_state
-        value = state.variables.get(self.entity_description.key) if state else None
+        value = self.raw_value
         return value if value in self.options else None
 
     async def async_select_option(self, option: str) -> None:

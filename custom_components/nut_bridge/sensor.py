@@ -323,10 +323,7 @@ class NutBridgeSensor(NutBridgeEntity, SensorEntity):
 
     @property
     def native_value(self) -> StateType:
-        state = self.ups_state
-        if state is None:
-            return None
-        return self.entity_description.value_fn(state.variables.get(self.entity_description.key))
+        return self.entity_description.value_fn(self.raw_value)
 
 
 class NutBridgeStatusSensor(NutBridgeEntity, SensorEntity):
@@ -339,5 +336,4 @@ class NutBridgeStatusSensor(NutBridgeEntity, SensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, str]:
-        state = self.ups_state
-        return {"raw": state.variables.get(KEY_STATUS, "")} if state else {}
+        return {"raw": self.raw_value or ""} if self.ups_state else {}

@@ -73,8 +73,7 @@ class NutBridgeSwitch(NutBridgeEntity, SwitchEntity):
 
     @property
     def is_on(self) -> bool | None:
-        state = self.ups_state
-        value = state.variables.get(self.entity_description.key) if state else None
+        value = self.raw_value
         if value is None:
             return None
         return value.lower() in self.entity_description.on_values

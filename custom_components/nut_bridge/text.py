@@ -62,8 +62,7 @@ class NutBridgeText(NutBridgeEntity, TextEntity):
 
     @property
     def native_value(self) -> str | None:
-        state = self.ups_state
-        value = state.variables.get(self.entity_description.key) if state else None
+        value = self.raw_value
         # Some drivers report more than their own STRING:n; Home Assistant refuses such a state.
         return value if value is not None and len(value) <= self.native_max else None
 

@@ -1,4 +1,4 @@
-"""A Megatec/Q1 UPS on a pty, driven by the simulated-UPS physics (:mod:`..drivers.sim_model`).
+"""A Megatec/Q1 UPS on a pty, driven by the simulated-UPS physics (:mod:`.model`).
 
 Answers ``Q1`` (or ``QS`` in Mustek mode), ``F`` and ``I``; carries out the
 commands (``Q``, ``T``, ``TL``, ``Tnn``, ``CT``, ``Sn``, ``SnRm``, ``C``) on the

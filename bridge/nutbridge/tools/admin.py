@@ -1,4 +1,5 @@
-"""What upscmd and upsrw share: prompts, login, sending the change and -w tracking.
+"""What upscmd and upsrw share: their common options, connecting to the UPS, prompts,
+login, sending the change and -w tracking.
 
 NUT's tools send USERNAME/PASSWORD/INSTCMD lines unquoted and ignore the answers
 to USERNAME and PASSWORD; we send the same bytes so the server answers the same.
@@ -8,10 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from ..client import NutClient, NutError
-from .common import Profile, default_username, err, getpass_prompt, out, read_line_stdin
+from .common import (
+    INVALID_UPS_ONELINE,
+    Profile,
+    connect,
+    default_username,
+    err,
+    getpass_prompt,
+    out,
+    read_line_stdin,
+    run,
+    split_ups,
+)
 
+T = TypeVar("T")
 DEFAULT_TRACKING_TIMEOUT = 10
 _TRACKING_ID_LEN = 36
 
@@ -26,6 +42,80 @@ OK_WARNING = (
 
 class Fatal(Exception):
     """Print this message on stderr and exit 1 (NUT's fatalx)."""
+
+
+@dataclass
+class AdminOptions:
+    """The options upscmd and upsrw both take: -u -p -w -t and (2.8.5) -W."""
+
+    user: str | None = None
+    password: str | None = None
+    wait: bool = False
+    timeout: float = float(DEFAULT_TRACKING_TIMEOUT)
+    net_timeout: float = 10.0
+
+    def take(self, option: str, value: str) -> None:
+        """Apply one parsed option; the tool's own options are not seen here."""
+        if option == "u":
+            self.user = value
+        elif option == "p":
+            self.password = value
+        elif option == "w":
+            self.wait = True
+        elif option == "t":
+            self.timeout = parse_timeout(value)
+        elif option == "W":
+            self.net_timeout = parse_timeout(value)
+
+
+async def list_or_fatal(query: Awaitable[T]) -> T:
+    """A LIST query's answer; an ERR becomes the tools' message (a server without the
+    query is "too old")."""
+    try:
+        return await query
+    except NutError as exc:
+        if exc.code == "UNKNOWN-COMMAND":
+            raise Fatal("Error: upsd is too old to support this query") from exc
+        raise Fatal(f"Error: {exc.text}") from exc
+
+
+def run_on_ups(spec: str, prof: Profile, opts: AdminOptions,
+               body: Callable[[NutClient, str], Awaitable[int]]) -> int:
+    """Connect to the UPS ``spec`` names and run ``body(client, upsname)``; the exit code.
+
+    A :class:`Fatal` raised on the way is printed on stderr and exits 1, as NUT's fatalx."""
+
+    async def go() -> int:
+        t = split_ups(spec, prof)
+        if t is None:
+            raise Fatal(f"Error: {INVALID_UPS_ONELINE}")
+        try:
+            c = await connect(t.host, t.port, prof, tryssl=prof.new, timeout=opts.net_timeout)
+        except NutError as exc:
+            raise Fatal(f"Error: {exc.text}") from exc
+        try:
+            return await body(c, t.ups)
+        finally:
+            await c.close()
+
+    async def guarded() -> int:
+        try:
+            return await go()
+        except Fatal as exc:
+            err(f"{exc}\n")
+            return 1
+
+    return run(guarded)
+
+
+async def login_and_act(c: NutClient, prof: Profile, opts: AdminOptions, line: str, failed: str, *,
+                        eof_is_fatal: bool) -> int:
+    """Ask for the missing credentials, log in, send ``line`` (SET VAR / INSTCMD) and report
+    like the tool does; the exit code. ``failed`` starts the message of a refused change."""
+    name = ask_username(opts.user, eof_is_fatal=eof_is_fatal)
+    secret = ask_password(opts.password)
+    await login(c, name, secret)
+    return await act(c, prof, line, opts.wait, opts.timeout, failed)
 
 
 def ask_username(user: str | None, eof_is_fatal: bool) -> str:

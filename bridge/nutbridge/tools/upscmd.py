@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..client import NutClient, NutError
-from .admin import DEFAULT_TRACKING_TIMEOUT, Fatal, act, ask_password, ask_username, login, parse_timeout
-from .common import INVALID_UPS_ONELINE, Profile, connect, err, getopt, out, profile, run, split_ups
+from .admin import AdminOptions, Fatal, list_or_fatal, login_and_act, run_on_ups
+from .common import Profile, err, getopt, out, profile
 from .helptext import HELP
 
 
@@ -13,12 +13,7 @@ def usage(prof: Profile) -> None:
 
 
 async def list_commands(c: NutClient, ups: str) -> int:
-    try:
-        cmds = await c.list_cmd(ups)
-    except NutError as exc:
-        if exc.code == "UNKNOWN-COMMAND":
-            raise Fatal("Error: upsd is too old to support this query") from exc
-        raise Fatal(f"Error: {exc.text}") from exc
+    cmds = await list_or_fatal(c.list_cmd(ups))
     lines = [f"Instant commands supported on UPS [{ups}]:\n\n"]
     for cmd in cmds:
         try:
@@ -32,11 +27,7 @@ async def list_commands(c: NutClient, ups: str) -> int:
 def main(argv: list[str]) -> int:
     prof = profile()
     opts, args, _ = getopt("upscmd", argv, "hl:u:p:wt:VW:D" if prof.new else "hl:u:p:wt:V")
-    user: str | None = None
-    password: str | None = None
-    wait = False
-    timeout = float(DEFAULT_TRACKING_TIMEOUT)
-    net_timeout = 10.0
+    admin = AdminOptions()
     listing: str | None = None
     for o, v in opts:
         if o in ("h", "?"):
@@ -48,48 +39,19 @@ def main(argv: list[str]) -> int:
             return 0
         if o == "l":
             listing = v
-        elif o == "u":
-            user = v
-        elif o == "p":
-            password = v
-        elif o == "w":
-            wait = True
-        elif o == "t":
-            timeout = parse_timeout(v)
-        elif o == "W":
-            net_timeout = parse_timeout(v)
+        else:
+            admin.take(o, v)
     if listing is None and len(args) < 2:
         usage(prof)
         return 0
-    spec = listing if listing is not None else args[0]
 
-    async def go() -> int:
-        t = split_ups(spec, prof)
-        if t is None:
-            raise Fatal(f"Error: {INVALID_UPS_ONELINE}")
-        try:
-            c = await connect(t.host, t.port, prof, tryssl=prof.new, timeout=net_timeout)
-        except NutError as exc:
-            raise Fatal(f"Error: {exc.text}") from exc
-        try:
-            if listing is not None:
-                return await list_commands(c, t.ups)
-            cmd = args[1]
-            if "." not in cmd:
-                raise Fatal("Error: old command names are not supported")
-            name = ask_username(user, eof_is_fatal=True)
-            secret = ask_password(password)
-            await login(c, name, secret)
-            line = f"INSTCMD {t.ups} {cmd}" + (f" {args[2]}" if len(args) > 2 else "")
-            return await act(c, prof, line, wait, timeout, "Instant command failed")
-        finally:
-            await c.close()
+    async def go(c: NutClient, ups: str) -> int:
+        if listing is not None:
+            return await list_commands(c, ups)
+        cmd = args[1]
+        if "." not in cmd:
+            raise Fatal("Error: old command names are not supported")
+        line = f"INSTCMD {ups} {cmd}" + (f" {args[2]}" if len(args) > 2 else "")
+        return await login_and_act(c, prof, admin, line, "Instant command failed", eof_is_fatal=True)
 
-    async def guarded() -> int:
-        try:
-            return await go()
-        except Fatal as exc:
-            err(f"{exc}\n")
-            return 1
-
-    return run(guarded)
+    return run_on_ups(listing if listing is not None else args[0], prof, admin, go)

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 from ..client import NutClient, NutError
 from ..protocol.wire import encode
-from .admin import DEFAULT_TRACKING_TIMEOUT, Fatal, act, ask_password, ask_username, login, parse_timeout
-from .common import (
-    INVALID_UPS_ONELINE,
-    Profile,
-    connect,
-    err,
-    getopt,
-    out,
-    profile,
-    read_line_stdin,
-    run,
-    split_ups,
-)
+from .admin import AdminOptions, Fatal, list_or_fatal, login_and_act, run_on_ups
+from .common import Profile, getopt, out, profile, read_line_stdin
 from .helptext import HELP
 
 
@@ -92,12 +81,7 @@ def _int(text: str | None) -> int | None:
 
 
 async def list_rw(c: NutClient, ups: str) -> int:
-    try:
-        names = list(await c.list_rw(ups))
-    except NutError as exc:
-        if exc.code == "UNKNOWN-COMMAND":
-            raise Fatal("Error: upsd is too old to support this query") from exc
-        raise Fatal(f"Error: {exc.text}") from exc
+    names = list(await list_or_fatal(c.list_rw(ups)))
     for name in names:
         out(await describe(c, ups, name))
     return 0
@@ -106,12 +90,8 @@ async def list_rw(c: NutClient, ups: str) -> int:
 def main(argv: list[str]) -> int:
     prof = profile()
     opts, args, _ = getopt("upsrw", argv, "hls:p:t:u:wVW:D" if prof.new else "hls:p:t:u:wV")
-    user: str | None = None
-    password: str | None = None
+    admin = AdminOptions()
     setvar: str | None = None
-    wait = False
-    timeout = float(DEFAULT_TRACKING_TIMEOUT)
-    net_timeout = 10.0
     for o, v in opts:
         if o in ("h", "?"):
             usage(prof)
@@ -121,50 +101,22 @@ def main(argv: list[str]) -> int:
             return 0
         if o == "s":
             setvar = v
-        elif o == "u":
-            user = v
-        elif o == "p":
-            password = v
-        elif o == "w":
-            wait = True
-        elif o == "t":
-            timeout = parse_timeout(v)
-        elif o == "W":
-            net_timeout = parse_timeout(v)
+        else:
+            admin.take(o, v)
     if not args:
         usage(prof)
         return 0
 
-    async def go() -> int:
-        t = split_ups(args[0], prof)
-        if t is None:
-            raise Fatal(f"Error: {INVALID_UPS_ONELINE}")
-        try:
-            c = await connect(t.host, t.port, prof, tryssl=prof.new, timeout=net_timeout)
-        except NutError as exc:
-            raise Fatal(f"Error: {exc.text}") from exc
-        try:
-            if setvar is None:
-                return await list_rw(c, t.ups)
-            var, eq, value = setvar.partition("=")
-            if "." not in var:
-                raise Fatal("Error: old variable names are not supported")
-            if not eq:
-                out(f"Enter new value for {var}: ")
-                value = read_line_stdin() or ""
-            name = ask_username(user, eof_is_fatal=False)
-            secret = ask_password(password)
-            await login(c, name, secret)
-            line = f'SET VAR {t.ups} {var} "{encode(value)}"'
-            return await act(c, prof, line, wait, timeout, "Set variable failed")
-        finally:
-            await c.close()
+    async def go(c: NutClient, ups: str) -> int:
+        if setvar is None:
+            return await list_rw(c, ups)
+        var, eq, value = setvar.partition("=")
+        if "." not in var:
+            raise Fatal("Error: old variable names are not supported")
+        if not eq:
+            out(f"Enter new value for {var}: ")
+            value = read_line_stdin() or ""
+        line = f'SET VAR {ups} {var} "{encode(value)}"'
+        return await login_and_act(c, prof, admin, line, "Set variable failed", eof_is_fatal=False)
 
-    async def guarded() -> int:
-        try:
-            return await go()
-        except Fatal as exc:
-            err(f"{exc}\n")
-            return 1
-
-    return run(guarded)
+    return run_on_ups(args[0], prof, admin, go)

@@ -1,5 +1,7 @@
 """dummy-ups: a UPS whose data comes from a text file.
 
+The file format (lines, TIMER, ALARM, the DDL comments, the flags C dummy-ups gives each
+name) is :mod:`.protocol`; this module reads the file, replays it and publishes it.
 Behaviour reproduced from observing NUT 2.8.0's dummy-ups under its upsd:
 
 * ``port`` ending in ``.dev`` (or ``mode = dummy-once``): the file is read once,
@@ -7,208 +9,56 @@ Behaviour reproduced from observing NUT 2.8.0's dummy-ups under its upsd:
   never removes a variable, so values written by SET persist until the file
   sets them again.
 * ``.seq`` (``dummy-loop``) and any other name (legacy ``dummy``): the file is
-  replayed forever; ``TIMER <s>`` pauses the replay, the end of the file waits
-  one poll interval before starting over.
-* ``var: words...``: the first word loses one trailing ``:``; the value is the
-  other words joined by single spaces. An *empty* value deletes the variable.
-  Quirk kept from upstream: a line with no value at all reuses the value of the
-  previous non-status line.
-* ``driver.*`` lines are skipped; ``ups.status`` lines replace the status.
-* Flags: a small table of known names (observed with GET TYPE, see
-  ``_KNOWN_FLAGS``) gives NUMBER or STRING:n; anything else is RW STRING:32.
+  replayed forever; ``TIMER <s>`` pauses the replay (the device still hears a
+  heartbeat every poll interval, see :meth:`Driver.wait`), the end of the file
+  waits one poll interval before starting over.
+* A variable line with no value reuses the value of the previous non-status
+  line (upstream quirk); an *empty* value deletes the variable. ``ups.status``
+  lines replace the status.
+* Flags: :func:`.protocol.known_flags` (NUMBER or STRING:n for known names,
+  RW STRING:32 for anything else).
 * Built-in data: device.type, ups.mfr/ups.model defaults, status OL, the
   ``load.off`` command (which answers "unknown"), and once the first read is
   done, device.mfr/model/serial copied from ups.mfr/model/serial.
 
-Our extension (``ddlmeta``, on by default): the NUT DDL comments
-``#RW:<var>:STRING:<n>``, ``#RW:<var>:RANGE:"<min>" "<max>"``,
-``#RW:<var>:ENUM:"<v>"`` and ``#CMD:<cmd>`` make the dumped device's writable
-variables and commands real: SET is validated against them, the commands
-answer "handled". ``ddlmeta = no`` gives upstream's behaviour exactly.
+Our extension (``ddlmeta``, on by default): the NUT DDL comments ``#RW:`` and
+``#CMD:`` make the dumped device's writable variables and commands real: SET is
+validated against them, the commands answer "handled". ``ddlmeta = no`` gives
+upstream's behaviour exactly.
 
 ``ALARM <text>`` lines follow newer NUT (2.8.1+): the texts accumulate into
-ups.alarm and add the ALARM status token; a bare ``ALARM`` clears them.
-(2.8.0 treated ``ALARM`` as an ordinary variable name.)
+ups.alarm and the ALARM status token is appended (dummy-ups puts it last); a bare
+``ALARM`` clears them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...compat import driver_core_2_8_5
-from ...protocol.tokenizer import Line, Tokenizer
 from ...protocol.wire import encode
 from ...state import Device
 from ..base import CORE_CMDS, ConfigError, DeviceError, Driver, Status, _bridge_version
+from .protocol import (
+    DEFAULT_STRING_LEN,
+    DdlMeta,
+    Entry,
+    EntryKind,
+    check_value,
+    known_flags,
+    parse_entries,
+    parse_meta,
+)
 
 MODES = ("dummy-once", "dummy-loop", "dummy")
-
-# Flags C dummy-ups gives known names, observed by loading every variable name of
-# the DDL corpus and NUT's cmdvartab into it and asking upsd GET TYPE. None means
-# NUMBER, an int means STRING of that length; all are RW. Unlisted names get
-# RW STRING:32. (Data gathered from the binary's behaviour; see tests/test_dummy.py.)
-_KNOWN_FLAGS: dict[str, int | None] = {
-    **dict.fromkeys(
-        (
-            "ambient.humidity", "ambient.humidity.alarm", "ambient.humidity.high",
-            "ambient.humidity.low", "ambient.temperature", "ambient.temperature.alarm",
-            "ambient.temperature.high", "ambient.temperature.low", "battery.charge",
-            "battery.charge.low", "battery.charge.restart", "battery.current", "battery.runtime",
-            "battery.runtime.low", "battery.temperature", "battery.voltage",
-            "battery.voltage.nominal", "input.frequency", "input.transfer.boost.high",
-            "input.transfer.boost.low", "input.transfer.high", "input.transfer.low",
-            "input.transfer.trim.high", "input.transfer.trim.low", "input.voltage",
-            "input.voltage.maximum", "input.voltage.minimum", "input.voltage.nominal",
-            "output.current", "output.frequency", "output.voltage", "ups.delay.reboot",
-            "ups.delay.shutdown", "ups.delay.start", "ups.load", "ups.temperature",
-            "ups.test.interval",
-        ),
-        None,
-    ),
-    "input.quality": 6,
-    "input.sensitivity": 1,
-    "input.transfer.reason": 1,
-    "ups.date": 16,
-    "ups.firmware": 16,
-    "ups.firmware.aux": 16,
-    "ups.id": 16,
-    "ups.mfr.date": 16,
-    "ups.test.result": 16,
-    "ups.time": 16,
-}
-DEFAULT_STRING_LEN = 32
-MAX_FILE_VALUE = 127
 
 # Copied to device.* once the first read is done (upstream's driver core does it).
 _MIRRORED = ("mfr", "model", "serial")
 # ups.conf keys C dummy-ups echoes as driver.parameter.* / driver.flag.*
 _PARAMS = ("mode", "pollinterval", "port", "synchronous", "ddlmeta")
 _FLAGS = ("nolock", "ignorelb")
-
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_META_RE = re.compile(rf"^\s*#(RW|CMD):({_NAME})(?::([A-Za-z]+)(?::?(.*))?)?")
-_QUOTED_RE = re.compile(r'"([^"]*)"')
-
-
-def known_flags(name: str) -> tuple[bool, int | None]:
-    """(string?, aux) that C dummy-ups gives ``name`` when a file sets it."""
-    key = name.lower()
-    if key in _KNOWN_FLAGS:
-        aux = _KNOWN_FLAGS[key]
-        return (aux is not None, aux)
-    return (True, DEFAULT_STRING_LEN)
-
-
-# ---- file model --------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One meaningful line of a dummy file."""
-
-    kind: str  # "var", "status", "timer", "alarm"
-    name: str = ""
-    value: str | None = None  # None: the line had no value words
-    seconds: float = 0.0
-
-
-@dataclass(slots=True)
-class VarMeta:
-    """DDL ``#RW`` metadata of one variable."""
-
-    string: bool | None = None  # None: keep the base type (bare "STRING" in old dumps)
-    aux: int | None = None
-    enums: list[str] = field(default_factory=list)
-    ranges: list[tuple[int, int]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class DdlMeta:
-    rw: dict[str, VarMeta] = field(default_factory=dict)  # lowercased name -> meta
-    cmds: list[str] = field(default_factory=list)
-
-
-def parse_entries(data: bytes) -> list[Entry]:
-    """Split a dummy file into entries with NUT's parseconf rules."""
-    tok = Tokenizer()
-    events = tok.feed(data if data.endswith(b"\n") else data + b"\n")
-    out: list[Entry] = []
-    for ev in events:
-        if not isinstance(ev, Line) or not ev.words:
-            continue  # parse errors drop the line, as upstream's parser does
-        first, rest = ev.words[0], ev.words[1:]
-        if first == "TIMER":
-            try:
-                out.append(Entry("timer", seconds=max(0.0, float(rest[0]))))
-            except (IndexError, ValueError):
-                pass
-            continue
-        if first == "ALARM":
-            out.append(Entry("alarm", value=" ".join(rest)))
-            continue
-        name = first[:-1] if first.endswith(":") else first
-        if not name or name.lower().startswith("driver."):
-            continue
-        # upstream joins the value into a 128-byte buffer: longer values are cut
-        value = " ".join(rest)[:MAX_FILE_VALUE] if rest else None
-        kind = "status" if name.lower() == "ups.status" else "var"
-        out.append(Entry(kind, name, value))
-    return out
-
-
-def parse_meta(text: str) -> DdlMeta:
-    """Collect the DDL ``#RW:`` / ``#CMD:`` comment metadata."""
-    meta = DdlMeta()
-    for line in text.splitlines():
-        m = _META_RE.match(line)
-        if not m:
-            continue
-        what, name, kind, opts = m.group(1), m.group(2), (m.group(3) or "").upper(), m.group(4) or ""
-        if what == "CMD":
-            if name not in meta.cmds:
-                meta.cmds.append(name)
-            continue
-        vm = meta.rw.setdefault(name.lower(), VarMeta())
-        opts = opts.split("#", 1)[0]  # trailing "#BAD..." / "#COMMENT..."
-        if kind == "STRING":
-            n = re.match(r"\s*(\d+)", opts)
-            if n:
-                vm.string, vm.aux = True, int(n.group(1))
-        elif kind == "NUMBER":
-            vm.string = False
-        elif kind == "ENUM":
-            vals = _QUOTED_RE.findall(opts)
-            if vals and vals[0] not in vm.enums:
-                vm.enums.append(vals[0])
-        elif kind == "RANGE":
-            vals = _QUOTED_RE.findall(opts)
-            try:
-                lo, hi = int(vals[0]), int(vals[1])
-            except (IndexError, ValueError):
-                continue
-            vm.ranges.append((lo, hi))
-            if vm.string is None:
-                vm.string = False
-    return meta
-
-
-def check_value(vm: VarMeta, value: str) -> bool:
-    """Does ``value`` satisfy the metadata (enum, range, length)?"""
-    if vm.enums and value not in vm.enums:
-        return False
-    if vm.ranges:
-        try:
-            v = int(value)
-        except ValueError:
-            return False
-        if not any(lo <= v <= hi for lo, hi in vm.ranges):
-            return False
-    return not (vm.string and vm.aux is not None and len(value) > vm.aux)
 
 
 def guess_mode(port: str) -> str:
@@ -281,21 +131,9 @@ class DummyUPS(Driver):
                         dev.set(f"device.{key}", encode(v))
                 self._initialised = True
 
-    async def wait(self) -> None:
-        # Heartbeat every poll interval even during a long TIMER, so upsd does
-        # not call the data stale (upstream's loop keeps polling meanwhile).
-        remaining = self._delay
-        while remaining > 0 and not self._stopping:
-            step = min(remaining, self.pollinterval)
-            try:
-                await asyncio.wait_for(self._wake.wait(), step)
-            except TimeoutError:
-                pass
-            if self._wake.is_set():
-                break
-            remaining -= step
-            self.device.heard()
-        self._wake.clear()
+    async def wait(self, period: float | None = None) -> None:
+        # until the next update is due: a TIMER's pause, else one poll interval
+        await super().wait(self._delay if period is None else period)
 
     # ---- file reading -----------------------------------------------------------
     def _load(self) -> bool:
@@ -313,11 +151,11 @@ class DummyUPS(Driver):
         self._pos = 0
         self._lastval = ""
         if self.ddlmeta:
-            self.meta = parse_meta(data.decode("latin-1"))
+            self.meta = parse_meta(data)
             self._apply_cmds()
         if not self._entries:
             # Empty file: nothing to replay; keep _entries non-empty-checkable.
-            self._entries = [Entry("timer", seconds=0.0)]
+            self._entries = [Entry(EntryKind.TIMER, seconds=0.0)]
         return True
 
     def _run_chunk(self) -> float:
@@ -331,18 +169,18 @@ class DummyUPS(Driver):
         while self._pos < len(self._entries):
             e = self._entries[self._pos]
             self._pos += 1
-            if e.kind == "timer":
+            if e.kind is EntryKind.TIMER:
                 if e.seconds > 0:
                     self._finish_chunk(status)
                     return e.seconds
-            elif e.kind == "alarm":
+            elif e.kind is EntryKind.ALARM:
                 if self._alarms is None:
                     self._alarms = []
                 if e.value:
                     self._alarms.append(e.value)
                 else:
                     self._alarms.clear()
-            elif e.kind == "status":
+            elif e.kind is EntryKind.STATUS:
                 if driver_core_2_8_5():
                     status = list(dict.fromkeys((e.value or "").split()))
                 else:
@@ -361,18 +199,14 @@ class DummyUPS(Driver):
         dev = self.device
         if status is not None:
             dev.set("ups.status", " ".join(status), rw=True, string=True, aux=DEFAULT_STRING_LEN)
-        if self._alarms is None and driver_core_2_8_5() and dev.get("ups.alarm") is not None:
+        if self._alarms is not None:
+            # one text, joined here: dummy-ups keeps a repeated ALARM text, which
+            # compose_status would drop as a duplicate
+            self.publish_status(dev.status_tokens(), [" ".join(self._alarms)], alarm_last=True)
+        elif driver_core_2_8_5():
             # 2.8.5's driver core commits its alarm buffer after every update:
             # with no ALARM line, a plain "ups.alarm:" from the file is wiped
             dev.delete("ups.alarm")
-        if self._alarms is not None:
-            tokens = [t for t in dev.status_tokens() if t != "ALARM"]
-            if self._alarms:
-                dev.set("ups.alarm", " ".join(self._alarms))
-                tokens.append("ALARM")
-            else:
-                dev.delete("ups.alarm")
-            dev.set_status(*tokens)
         if self.ddlmeta:
             self._apply_meta()
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from ...client import NutClient, NutError
 from ...state import Device
-from ..base import ConfigError, DeviceError, Driver, Status, _bridge_version
+from ..base import ConfigError, DeviceError, Driver, Status, _bridge_version, option_number
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Repeater(Driver):
 
     def __init__(self, device: Device, config: Mapping[str, str]) -> None:
         super().__init__(device, config)
-        self.pollinterval = float(self.config.get("pollinterval") or 1)
+        self.pollinterval = option_number(self.config, "pollinterval", 1.0, above=True)
         self.ups, self.host, self.port = parse_target(self.config.get("port", ""))
         self.username = self.config.get("username")
         self.password = self.config.get("password")

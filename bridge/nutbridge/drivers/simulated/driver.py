@@ -1,6 +1,6 @@
 """nutbridge-sim: the embedded simulated UPS (``driver = nutbridge-sim``).
 
-Physics live in :mod:`.sim_model`; this module maps them to NUT names, flags
+Physics live in :mod:`nutbridge.simulation.model`; this module maps them to NUT names, flags
 and commands. Simulated time runs ``simspeed`` times faster than real time, in
 whole one-second ticks, so a given speed, seed and command sequence always
 give the same data.
@@ -197,7 +197,6 @@ class SimulatedUPS(Driver):
             "ups.mfr": self.ident["mfr"], "ups.model": self.ident["model"],
             "ups.serial": self.ident["serial"], "ups.type": "line-interactive",
             "ups.firmware": self.version, "ups.id": self.ups_id,
-            "ups.status": " ".join(m.status_tokens()),
             "ups.load": round(m.load_pct()),
             "ups.realpower": round(m.output_load()),
             "ups.power": round(m.output_load() / 0.9),
@@ -247,6 +246,7 @@ class SimulatedUPS(Driver):
         with dev.batch():
             if not self._typed:
                 self.publish_driver_info()
+            self.publish_status(self.model.status_tokens())
             for name, value in self._values().items():
                 spec = self.rw.get(name)
                 if spec is None:

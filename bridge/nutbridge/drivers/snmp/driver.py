@@ -7,11 +7,14 @@ ups.conf options (NUT's names): ``port`` = host[:port] (161), ``community`` (pub
 ``snmp_timeout`` (1 s) and ``snmp_retries`` (5).
 
 Life cycle: :meth:`connect` opens a session and picks the MIB once (sysObjectID, then probes:
-:func:`.snmp.registry.select_mib`); the first :meth:`update` of each connection is NUT's init walk
+:func:`.mibs.select_mib`); the first :meth:`update` of each connection is NUT's init walk
 (every row is read once; rows that do not answer are dropped, outlet templates are expanded
 from ``outlet.count``, commands whose OID answers are offered); later polls read the dynamic rows
 in batched GETs and the outlet columns with GETBULK. An agent that stops answering raises
 DeviceError: the base loop marks the data stale and reconnects with backoff.
+
+This module does the I/O only (GETs, walks, SETs, publishing); which OIDs to read and what the
+answers mean is :class:`~.mapper.Mapper`'s.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from collections.abc import Mapping
 
 from ...compat import driver_core_2_8_5
 from ...state import Device
-from ..base import ConfigError, DeviceError, Driver, Status
+from ..base import ConfigError, DeviceError, Driver, Status, option_number
+from .mapper import Mapper, command_value, write_value
 from .mibs import mib_by_name, registry, select_mib
 from .session import Session, SnmpValue, V3Params, v3_from_options
-from .table import MAX_TEXT, Flag, Mapper, Mib, check_oid, to_raw
+from .table import Flag, Mib
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +40,7 @@ DEFAULT_POLLFREQ = 30.0
 VERSION_2_8_5 = "1.40"
 DEFAULT_SEMISTATICFREQ = 10
 
-#: SNMPv2-MIB system group: what NUT 2.8 publishes as device.* for every MIB
-SYSTEM_ROWS = (
-    ("device.description", "1.3.6.1.2.1.1.1.0"),
-    ("device.contact", "1.3.6.1.2.1.1.4.0"),
-    ("device.location", "1.3.6.1.2.1.1.6.0"),
-)
-#: ups.* values NUT's core mirrors as device.* (device.type ups)
-MIRRORED = (("ups.mfr", "device.mfr"), ("ups.model", "device.model"), ("ups.serial", "device.serial"))
-
 _V3_OPTIONS = ("secLevel", "secName", "authPassword", "privPassword", "authProtocol", "privProtocol")
-
-
-def _number(config: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    text = config.get(name, "")
-    if text == "":
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {text!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum:g}, not {text!r}")
-    return value
 
 
 def parse_port(port: str) -> tuple[str, int]:
@@ -102,10 +84,11 @@ class SnmpUps(Driver):
         if self.mibs != "auto" and not mib_by_name(self.mibs):
             known = sorted({m.name for m in registry()})
             raise ConfigError(f"mibs '{self.mibs}' is unknown (known: auto, {', '.join(known)})")
-        self.pollfreq = _number(self.config, "pollfreq", DEFAULT_POLLFREQ, minimum=1)
-        self.semistaticfreq = int(_number(self.config, "semistaticfreq", DEFAULT_SEMISTATICFREQ, minimum=1))
-        self.timeout = _number(self.config, "snmp_timeout", 1.0, minimum=0.1)
-        self.retries = int(_number(self.config, "snmp_retries", 5))
+        self.pollfreq = option_number(self.config, "pollfreq", DEFAULT_POLLFREQ, minimum=1)
+        self.semistaticfreq = int(option_number(self.config, "semistaticfreq", DEFAULT_SEMISTATICFREQ,
+                                                minimum=1))
+        self.timeout = option_number(self.config, "snmp_timeout", 1.0, minimum=0.1)
+        self.retries = int(option_number(self.config, "snmp_retries", 5))
         self._last_poll = 0.0
         self._spread = True
         self.session: Session | None = None
@@ -160,28 +143,18 @@ class SnmpUps(Driver):
         return self.mapper
 
     # ---- polling ----------------------------------------------------------------------------
-    async def wait(self) -> None:
-        """Sleep until the next poll (``pollfreq``), saying "still fresh" every ``pollinterval`` as
-        NUT's driver does between polls (else upsd's MAXAGE would expire with pollfreq 30);
-        :meth:`poke` (after a command or SET) polls at once."""
-        period = self.pollfreq
-        if self._spread:
-            # drivers started (or reconnected) together would poll in one burst forever:
-            # the first period after connecting is random, which spreads them over the cycle
-            self._spread = False
-            period = random.uniform(min(self.pollinterval, period), period)
-        deadline = self._last_poll + period
-        while not self._stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(self.pollinterval, remaining))
-            except TimeoutError:
-                self.device.heard()
-                continue
-            break
-        self._wake.clear()
+    async def wait(self, period: float | None = None) -> None:
+        """Sleep until the next poll, ``period`` (default ``pollfreq``) after the last one started;
+        the base's wait says "still fresh" every ``pollinterval`` meanwhile and :meth:`poke` (after
+        a command or SET) polls at once."""
+        if period is None:
+            period = self.pollfreq
+            if self._spread:
+                # drivers started (or reconnected) together would poll in one burst forever:
+                # the first period after connecting is random, which spreads them over the cycle
+                self._spread = False
+                period = random.uniform(min(self.pollinterval, period), period)
+        await super().wait(self._last_poll + period - time.monotonic())
 
     async def _templates(self, m: Mapper, *, init: bool = True,
                          semi: bool = True) -> dict[str, SnmpValue | None]:
@@ -216,25 +189,18 @@ class SnmpUps(Driver):
         s, m, mib = self._s(), self._m(), self.mib
         assert mib is not None
         # the system group fills device.* that the MIB's own table does not define
-        own = {r.var for r in mib.rows}
-        system = [(var, oid) for var, oid in SYSTEM_ROWS if var not in own]
-        oids = m.oids(init=True) + [oid for _var, oid in system]
-        answers = await s.get(oids)
+        answers = await s.get(m.oids(init=True) + [oid for _var, oid in m.system_rows()])
         values = m.apply(answers, init=True)
         m.learn_counts(values)
         if m.template_oids():
             answers.update(await self._templates(m))
             values = m.apply(answers, init=True)
-        for var, oid in system:
-            v = answers.get(oid)
-            if v is not None:
-                values[var] = v.text[:MAX_TEXT]
+        values.update(m.system_values(answers))
         # commands whose OID answers a GET (NUT's su_addcmd)
-        cmds = m.commands()
-        probe = [c.oid for c in cmds if not c.spec.always and c.oid not in answers]
+        probe = m.command_probes(answers)
         if probe:
             answers.update(await s.get(probe))
-        offered = sorted({c.cmd for c in cmds if c.spec.always or answers.get(c.oid) is not None})
+        offered = m.offered_commands(answers)
         dev = self.device
         with dev.batch():
             self.publish_driver_info()
@@ -277,43 +243,39 @@ class SnmpUps(Driver):
 
     def _publish(self, values: Mapping[str, str]) -> None:
         dev = self.device
-        for var, value in values.items():
+        for var, value in [*values.items(), *self._m().mirrored(values).items()]:
             dev.set(var, value)
-        if self.mib is not None and self.mib.device_type == "ups":
-            for src, dst in MIRRORED:
-                if src in values:
-                    dev.set(dst, values[src])
 
     # ---- commands and writes -----------------------------------------------------------------
+    async def _write(self, oid: str, value: int | str, asn1: str, what: str, refused: str) -> Status:
+        """SET one OID (under the poll lock); a lost agent or a refusal is logged and FAILED."""
+        try:
+            async with self._lock:
+                err = await self._s().set(oid, value, asn1)
+        except DeviceError as exc:
+            log.warning("UPS [%s]: %s: %s", self.device.name, what, exc)
+            return Status.FAILED
+        if err is not None:
+            log.warning("UPS [%s]: %s refused: %s", self.device.name, refused, err)
+            return Status.FAILED
+        return Status.HANDLED
+
     async def instcmd(self, cmd: str, param: str | None) -> Status:
         m = self.mapper
         if m is None or self.session is None:
             return Status.FAILED
-        for c in m.commands():
-            if c.cmd != cmd:
-                continue
-            value: int | str = c.spec.value
-            if c.spec.value_from and param in (None, ""):
-                param = self.device.value(c.spec.value_from) or None
-            if param not in (None, ""):
-                if not c.spec.param:
-                    return Status.INVALID
-                try:
-                    value = int(float(param or "0"))
-                except ValueError:
-                    return Status.INVALID
-            try:
-                async with self._lock:
-                    err = await self.session.set(c.oid, value, c.spec.asn1)
-            except DeviceError as exc:
-                log.warning("UPS [%s]: %s: %s", self.device.name, cmd, exc)
-                return Status.FAILED
-            if err is not None:
-                log.warning("UPS [%s]: %s: SET %s refused: %s", self.device.name, cmd, c.oid, err)
-                return Status.FAILED
+        c = m.find_cmd(cmd)
+        if c is None:
+            return Status.UNKNOWN
+        if c.spec.value_from and param in (None, ""):
+            param = self.device.value(c.spec.value_from) or None
+        value = command_value(c.spec, param)
+        if value is None:
+            return Status.INVALID
+        status = await self._write(c.oid, value, c.spec.asn1, cmd, f"{cmd}: SET {c.oid}")
+        if status == Status.HANDLED:
             self.poke()
-            return Status.HANDLED
-        return Status.UNKNOWN
+        return status
 
     async def setvar(self, name: str, value: str) -> Status:
         m = self.mapper
@@ -326,28 +288,14 @@ class SnmpUps(Driver):
             # driver-side values (ups.delay.*): kept locally, used by commands
             self.device.set(name, value)
             return Status.HANDLED
-        raw = to_raw(b.row, value)
+        raw = write_value(b.row, value)
         if raw is None:
             return Status.INVALID
-        asn1 = b.row.asn1
-        if b.row.flags & Flag.STRING and b.row.lookup is None and asn1 == "i":
-            # NUT's RW "string" timers are numbers on the wire
-            try:
-                raw = int(float(value))
-            except ValueError:
-                return Status.INVALID
-        try:
-            async with self._lock:
-                err = await self.session.set(b.oid, raw, asn1)
-        except DeviceError as exc:
-            log.warning("UPS [%s]: SET %s: %s", self.device.name, name, exc)
-            return Status.FAILED
-        if err is not None:
-            log.warning("UPS [%s]: SET %s (%s) refused: %s", self.device.name, name, b.oid, err)
-            return Status.FAILED
-        self.device.set(name, value)
-        self.poke()
-        return Status.HANDLED
+        status = await self._write(b.oid, raw, b.row.asn1, f"SET {name}", f"SET {name} ({b.oid})")
+        if status == Status.HANDLED:
+            self.device.set(name, value)
+            self.poke()
+        return status
 
 
-__all__ = ["SnmpUps", "check_oid", "parse_port"]
+__all__ = ["SnmpUps", "parse_port"]

@@ -12,8 +12,8 @@ stale and reconnects); per-OID problems never fail a request: ``noSuchObject`` /
 ``noSuchInstance`` / ``endOfMibView`` give ``None`` for that OID, and a v1 ``noSuchName`` (or
 ``genErr`` / ``badValue``) at an index drops that one OID and retries the rest.
 
-Values keep their ASN.1 type (:class:`SnmpValue`): TimeTicks must be divided by 100 by the
-mapping, and a SET must use the type the agent expects.
+Values keep their ASN.1 type (:class:`~.table.SnmpValue`, re-exported here): TimeTicks must be
+divided by 100 by the mapping, and a SET must use the type the agent expects.
 
 Passwords and keys are never logged.
 """
@@ -23,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
-import string
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..base import ConfigError, DeviceError
+from .table import SnmpValue  # the typed answer (table vocabulary: MIB converters take it)
 
 log = logging.getLogger(__name__)
 
@@ -43,55 +42,6 @@ MAX_BULK_VARBINDS = 120
 #: rows per column a walk without a row count stops at: an agent whose table never ends
 #: (every OID greater than the last) must not grow the result, or the walk, for ever
 MAX_WALK_ROWS = 10_000
-
-# anything but string.printable without VT and FF: such text is shown as hex
-_NOT_PRINTABLE = re.compile("[^" + re.escape("".join(sorted(set(string.printable) - set("\x0b\x0c")))) + "]")
-
-
-@dataclass(frozen=True, slots=True)
-class SnmpValue:
-    """One answered varbind value with its ASN.1 kind.
-
-    ``kind``: "int" (INTEGER/Integer32), "uint" (Gauge32/Unsigned32), "counter" (Counter32),
-    "counter64", "timeticks" (hundredths of a second), "str" (OCTET STRING, ``raw`` is bytes),
-    "oid" (``raw`` is dotted text without a leading dot), "ip" (dotted text), "opaque", "null".
-    """
-
-    kind: str
-    raw: int | bytes | str
-
-    @property
-    def is_number(self) -> bool:
-        return isinstance(self.raw, int)
-
-    @property
-    def number(self) -> int:
-        """The integer value (raises ValueError for non-numbers)."""
-        if isinstance(self.raw, int):
-            return self.raw
-        raise ValueError(f"not a number: {self.kind}")
-
-    @property
-    def text(self) -> str:
-        """Display text: numbers in decimal, printable strings as such (trailing NULs cut), binary
-        octet strings as hex bytes separated by spaces ("00 C0 B7 ..", like net-snmp)."""
-        if isinstance(self.raw, int):
-            return str(self.raw)
-        if isinstance(self.raw, str):
-            return self.raw
-        data = self.raw.rstrip(b"\x00")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-        if not _NOT_PRINTABLE.search(text):
-            return text
-        return self.raw.hex(" ").upper()
-
-    @classmethod
-    def of(cls, kind: str, raw: int | bytes | str) -> SnmpValue:
-        return cls(kind, raw)
-
 
 @dataclass(frozen=True)
 class V3Params:

@@ -3,10 +3,12 @@
 The life cycle is the base driver's (connect, update, wait, reconnect with
 backoff); this module wires the HID pieces together:
 
-* ``hid.transport`` finds the device (NUT's matching options), claims it and
-  does the control transfers; ``hid.descriptor`` parses its report descriptor;
-  ``hid.registry`` picks the vendor subdriver and ``hid.mapping`` turns report bytes
-  into NUT variables, and SET VAR / INSTCMD into report writes.
+* ``transport`` finds the device (NUT's matching options), claims it and
+  does the control transfers; ``descriptor`` parses its report descriptor;
+  ``subdrivers`` picks the vendor table (written in ``table``'s vocabulary) and
+  ``mapper`` turns report bytes into NUT variables (``status`` composes
+  ``ups.status``), and SET VAR / INSTCMD into report writes. This module only does
+  the I/O those sans-IO pieces ask for and publishes what they return.
 * :meth:`UsbHid.update` GETs the Feature reports: every ``pollfreq`` seconds
   all of them, otherwise (every ``pollinterval``) only the ones holding status
   and other quick rows, as NUT does.
@@ -36,10 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...state import Device
-from ..base import ConfigError, DeviceError, Driver, Status
+from ..base import ConfigError, DeviceError, Driver, Status, option_number
+from .descriptor import HIDParseError, parse
+from .mapper import Mapper
+from .subdrivers import choose_subdriver, subdrivers
+from .table import LocalSet, Sleep, Step, Write
+from .usages import names_for
 
-if TYPE_CHECKING:
-    from .table import Mapper, Step, Write
+if TYPE_CHECKING:  # pyusb is optional: the transport is imported when a driver starts
     from .transport import HidTransport, Matcher, UsbInfo
 
 log = logging.getLogger(__name__)
@@ -99,17 +105,9 @@ def _flag(config: Mapping[str, str], name: str) -> bool:
     return value is not None and value.strip().lower() not in OFF_WORDS
 
 
-def _seconds(config: Mapping[str, str], name: str, default: float) -> float:
-    text = config.get(name)
-    if text in (None, ""):
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be > 0, not {text!r}")
-    return value
+def _pollfreq(config: Mapping[str, str], default: float) -> float:
+    """ups.conf's (or the subdriver's default) ``pollfreq``: seconds, > 0."""
+    return option_number(config, "pollfreq", default, above=True, what="a number of seconds")
 
 
 class UsbHid(Driver):
@@ -141,13 +139,11 @@ class UsbHid(Driver):
         self.matcher: Matcher = Matcher.from_config(self.config)
         forced = self.config.get("subdriver")
         if forced:
-            from .subdrivers import choose_subdriver
-
             try:
                 choose_subdriver(0, 0, forced)
             except KeyError as exc:
                 raise ConfigError(str(exc.args[0])) from None
-        self.pollfreq_opt = _seconds(self.config, "pollfreq", 0) or None
+        self.pollfreq_opt = _pollfreq(self.config, 0) or None
         self.pollfreq = self.pollfreq_opt or DEFAULT_POLLFREQ
         self.pollonly = _flag(self.config, "pollonly")
         self.interruptonly = _flag(self.config, "interruptonly") and not self.pollonly
@@ -197,17 +193,11 @@ class UsbHid(Driver):
         if self.replay is not None or self.config.get("vendorid") or self.config.get("subdriver"):
             return True  # the user named the device (or the driver): take what matches
         # port = auto alone: only devices a vendor subdriver knows (not keyboards, mice...)
-        from .subdrivers import subdrivers
-
         return any(s.matches(info.vendor_id, info.product_id)
                    for s in subdrivers() if not s.accepts_unknown)
 
     async def connect(self) -> None:
-        from .descriptor import HIDParseError, parse
-        from .subdrivers import choose_subdriver
-        from .table import Mapper
         from .transport import open_device
-        from .usages import names_for
 
         t = await open_device(self.matcher, backend=self._backend(), accept=self._accept,
                               timeout=CONTROL_TIMEOUT)
@@ -244,7 +234,7 @@ class UsbHid(Driver):
         for warning in mapper.desc.warnings:
             log.debug("UPS [%s]: report descriptor: %s", self.device.name, warning)
         self.transport, self.mapper, self.info = t, mapper, info
-        self.pollfreq = self.pollfreq_opt or _seconds(options, "pollfreq", DEFAULT_POLLFREQ)
+        self.pollfreq = self.pollfreq_opt or _pollfreq(options, DEFAULT_POLLFREQ)
         self.pollonly = _flag(options, "pollonly")
         self.interruptonly = _flag(options, "interruptonly") and not self.pollonly
         self._reports.clear()
@@ -374,9 +364,11 @@ class UsbHid(Driver):
         self._publish(m.apply({key: data}, self._strings))
         self.device.heard()
 
-    async def wait(self) -> None:
+    async def wait(self, period: float | None = None) -> None:
+        # the reader task wakes this through poke() when it fails: raise its error here, in the
+        # life cycle, so the base reconnects
         self._check_reader()
-        await super().wait()
+        await super().wait(period)
         self._check_reader()
 
     def _check_reader(self) -> None:
@@ -419,8 +411,6 @@ class UsbHid(Driver):
         return await self._run_steps(f"SET {name}", m.setvar(name, value))
 
     async def _run_steps(self, what: str, steps: list[Step] | Status) -> Status:
-        from .table import LocalSet, Sleep, Write
-
         if isinstance(steps, Status):
             return steps
         try:
@@ -464,7 +454,7 @@ def _pyusb_version() -> str:
 UDEV_HEADER = """\
 # udev rules for NUT Bridge's usbhid-ups driver: give the bridge's group access to
 # USB HID UPSes, so it needs no root. Generated from the subdriver tables by
-# `nutbridge udev-rules` (bridge/nutbridge/drivers/usbhid.py); do not edit by hand.
+# `nutbridge udev-rules` (bridge/nutbridge/drivers/usbhid/driver.py); do not edit by hand.
 #
 # Install: copy to /etc/udev/rules.d/, then `udevadm control --reload-rules` and
 # `udevadm trigger --subsystem-match=usb` (or replug the UPS). The group is "nut", as
@@ -478,8 +468,6 @@ UDEV_FOOTER = '\nLABEL="nut_bridge_usbups_end"\n'
 
 def udev_rules(group: str = "nut") -> str:
     """The udev rules file for every VID:PID a subdriver claims (whole vendors as ``*``)."""
-    from .subdrivers import subdrivers
-
     lines = [UDEV_HEADER]
     seen: set[tuple[int, int | None]] = set()
     for sub in subdrivers():
@@ -498,7 +486,7 @@ def udev_rules(group: str = "nut") -> str:
 
 def udev_rules_path() -> Path:
     """The copy shipped as package data (nutbridge/data/udev/)."""
-    return Path(__file__).resolve().parent.parent / "data" / "udev" / "62-nut-bridge-usbups.rules"
+    return Path(__file__).resolve().parents[2] / "data" / "udev" / "62-nut-bridge-usbups.rules"
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,8 @@
 """The MIB tables and the choice among them (NUT's ``mib2nut`` list and its detection).
 
-The MIB modules import :mod:`.mib` for the table vocabulary; this module imports them, so the
-engine never needs to know which MIBs exist.
+The MIB modules import only :mod:`..table` (the vocabulary) and never this package; it imports
+them, in NUT's detection order. So the imports run one way (no circle), and neither the
+vocabulary nor :mod:`..mapper` needs to know which MIBs exist.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
-from ..table import Mib, check_oid
+from ..table import Mib
 from . import apc_pdu, apcc, eaton_epdu, huawei, ietf, mge, xppc
 
-__all__ = ["Probe", "mib_by_name", "registry", "select_mib"]
+__all__ = ["Probe", "check_oid", "mib_by_name", "registry", "select_mib"]
 
 #: every MIB in NUT's detection order (vendor MIBs first, the generic RFC 1628 ones last)
 _MIBS: tuple[Mib, ...] = (*apc_pdu.MIBS, *apcc.MIBS, *eaton_epdu.MIBS, *huawei.MIBS, *mge.MIBS,
@@ -27,6 +28,17 @@ def registry() -> tuple[Mib, ...]:
 def mib_by_name(name: str) -> list[Mib]:
     """The MIBs a ``mibs = name`` option allows (several entries may share a name, e.g. ietf)."""
     return [m for m in _MIBS if m.name == name]
+
+
+def check_oid(mib: Mib) -> str | None:
+    """The OID whose presence confirms ``mib`` (auto_check, else its model row)."""
+    if mib.auto_check:
+        return mib.auto_check
+    for var in ("ups.model", "device.model"):
+        for row in mib.rows:
+            if row.var == var and row.oid and "%i" not in row.oid:
+                return row.oid
+    return None
 
 
 #: does this OID answer? (a GET that returns a value)

@@ -19,7 +19,6 @@ mA value by 0.01, i.e. 10x too high); daisy-chained units other than the master 
 
 from __future__ import annotations
 
-from ..session import SnmpValue
 from ..table import (
     ABSENT,
     ALARM,
@@ -34,6 +33,7 @@ from ..table import (
     Cmd,
     Mib,
     Row,
+    SnmpValue,
 )
 
 VERSION = "0.69"

@@ -1,7 +1,8 @@
 """The HID subdrivers and the choice among them (NUT's ``subdriver_list``).
 
-The vendor modules import :mod:`.mapping` for the table vocabulary; this module imports them, so
-the engine never needs to know which vendors exist.
+The vendor modules import ``usbhid/table.py`` for the table vocabulary; this module imports them, so
+neither the table vocabulary nor the mapper needs to know which vendors exist (and nothing
+imports back up: table <- vendor modules <- this registry).
 """
 
 from __future__ import annotations

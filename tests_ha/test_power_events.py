@@ -1,4 +1,4 @@
-"""Power events: detection rules, and end to end against a real bridge.
+"""Power events (power_events.py): detection rules, and end to end against a real bridge.
 
 Bus events (``nut_bridge_event``), device triggers and the event entity are driven by
 the simulated UPS (mains loss by INSTCMD), the dummy-ups data file (LB, RB, FSD),
@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.nut_bridge.const import DOMAIN
 from custom_components.nut_bridge.coordinator import NutBridgeConfigEntry, UpsState
-from custom_components.nut_bridge.events import (
+from custom_components.nut_bridge.power_events import (
     EVENT_NUT_BRIDGE,
     EVENT_TYPES,
     NutBridgeEventData,
@@ -263,17 +263,6 @@ async def test_device_triggers_listed_for_ups_devices_only(hass: HomeAssistant, 
 
     assert await device_trigger.async_get_triggers(hass, other.id) == []
     assert await device_trigger.async_get_triggers(hass, "no-such-device") == []
-
-    # The event entity: one per UPS, enabled, with every event type, no event yet.
-    registry = er.async_get(hass)
-    for ups in ("sim", "dummy"):
-        entity_id = event_entity(hass, entry, ups)
-        reg = registry.async_get(entity_id)
-        assert reg is not None and not reg.disabled
-        assert reg.device_id == ups_device(hass, entry, ups).id
-        assert reg.translation_key == "power_event"
-        assert state_of(hass, entity_id) == STATE_UNKNOWN
-        assert attrs(hass, entity_id)["event_types"] == EVENT_TYPES
 
 
 async def test_mains_loss_flips_on_battery_and_fires_the_trigger(hass: HomeAssistant, bridge: Bridge) -> None:
