@@ -32,7 +32,8 @@ The rules:
    submodules (``nutbridge.client.push`` ...). What the client itself uses (``nutbridge.protocol``)
    is the client's business, not a second public surface;
 6. the composition root ``nutbridge.serve`` is imported by no part of the bridge, only by the
-   command line of ``nutbridge serve`` (``nutbridge.server.main``);
+   command lines of ``nutbridge serve`` (``nutbridge.server.main``) and ``nutbridge upsd``
+   (``nutbridge.upsd_main``, the same process without drivers of its own);
 7. ``nutbridge.simulation`` is on the ground floor: drivers, tests and benchmarks use it, and it
    imports nothing of ours but ``nutbridge.protocol``;
 8. every driver family is a package ``nutbridge.drivers.<family>`` whose ``driver`` module holds
@@ -300,7 +301,7 @@ def _under(name: str, package: str) -> bool:
 DRIVER_API = ("nutbridge.drivers", "nutbridge.drivers.base")
 #: the module that builds the bridge process, and the command line that runs it
 COMPOSITION_ROOT = "nutbridge.serve"
-SERVE_COMMAND = ("nutbridge.server.main",)
+SERVE_COMMAND = ("nutbridge.server.main", "nutbridge.upsd_main")
 
 
 def layer_violations(graph: dict[str, list[Edge]]) -> list[str]:

@@ -37,12 +37,15 @@ Control OIDs: static snmprec lines reject SET; use ``<type>:writecache|value=<v>
 
 from __future__ import annotations
 
+import atexit
 import bz2
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -268,6 +271,17 @@ class Agent:
 
     def prepare(self) -> None:
         """Assemble the data dir (decompressing .bz2 recordings) and pick free ports."""
+        if os.geteuid() == 0 and not self.workdir.exists():
+            # The agent drops to nobody, which must traverse every parent of its files. Under
+            # pytest's tmp_path that means opening up /tmp/pytest-of-root, which any pytest
+            # session starting meanwhile closes again (it enforces 0700): the agent then fails
+            # with "Permission denied". So its files live in a directory of their own under /tmp,
+            # linked from where the caller asked for them.
+            real = Path(tempfile.mkdtemp(prefix="nutbridge-snmpsim-"))
+            atexit.register(shutil.rmtree, real, True)
+            self.workdir.parent.mkdir(parents=True, exist_ok=True)
+            self.workdir.symlink_to(real, target_is_directory=True)
+            self.workdir = real
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "cache").mkdir(exist_ok=True)
         for rec in self.recordings:

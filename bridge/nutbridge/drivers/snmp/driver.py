@@ -89,6 +89,9 @@ class SnmpUps(Driver):
                                                 minimum=1))
         self.timeout = option_number(self.config, "snmp_timeout", 1.0, minimum=0.1)
         self.retries = int(option_number(self.config, "snmp_retries", 5))
+        # NUT's snmp-ups just tries again at the next pollfreq; a longer backoff would keep the data
+        # stale for up to base's 10 s after the agent is back (UDP: nothing tells us it is)
+        self.retry_max = max(self.retry_min, self.pollfreq)
         self._last_poll = 0.0
         self._spread = True
         self.session: Session | None = None
