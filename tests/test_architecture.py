@@ -335,7 +335,8 @@ def layer_violations(graph: dict[str, list[Edge]]) -> list[str]:
 # ---- driver family shape -------------------------------------------------------------------
 
 #: sans-IO module names inside a family package (bytes/values in, typed values out)
-SANS_IO = ("protocol", "table", "mapper", "status", "q1", "voltronic", "descriptor", "values", "usages")
+SANS_IO = ("protocol", "table", "mapper", "status", "q1", "voltronic", "descriptor", "values", "usages",
+           "locate", "mirror")
 #: modules that do I/O or hold the device state, never imported by a sans-IO module
 IO_MODULES = ("asyncio", "socket", "selectors", "ssl", "threading", "subprocess", "serial", "usb",
               "pysnmp", "nutbridge.state")

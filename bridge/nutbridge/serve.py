@@ -11,7 +11,11 @@ parts imports it (docs/architecture.md, tests/test_architecture.py):
 * what ``serve`` adds for safe shutdowns (:class:`nutbridge.monitor.serve.ServeHooks`: pid
   files, the monitor of upsmon.conf, killpower).
 
-``nutbridge.server.main`` is the command line around it (arguments, signals, exit codes).
+Two command lines run it: ``nutbridge.server.main`` (``nutbridge serve``: the bridge runs its
+drivers) and ``nutbridge.upsd_main`` (``nutbridge upsd``: NUT's upsd in an existing install). The
+latter sets :attr:`BridgeConfig.attach`: every ups.conf section is then served by attaching to
+the socket of the driver that upsdrvctl or systemd started (the external family's ``attach``
+mode), as the C upsd does, and the hooks of ``serve`` are off.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ log = logging.getLogger("nutbridge")
 DEFAULT_UPS = "sim"
 
 
+@dataclass(frozen=True)
+class AttachSettings:
+    """``nutbridge upsd``: where the drivers' sockets are and when their data is stale.
+
+    ``statepath``: upsd.conf's STATEPATH, else ``$NUT_STATEPATH``, else the default (the
+    driver of section ``x`` listens on ``<statepath>/<driver>-x``); ``maxage``: MAXAGE."""
+
+    statepath: str
+    maxage: int
+
+
 @dataclass
 class BridgeConfig:
     ups: UpsConf
@@ -57,6 +72,17 @@ class BridgeConfig:
     state_dir: Path | None = None  # --state-dir; None: the default places (statedir.py)
     zeroconf: bool = True  # advertise _nut._tcp when listening on a non-loopback address
     monitor: bool = True  # run upsmon.conf's monitor when the config dir has one (--no-monitor)
+    # None: the bridge runs the drivers (serve); else every section attaches to a running driver
+    attach: AttachSettings | None = None
+    hooks: bool = True  # serve's pid files and power-down killpower (off for `nutbridge upsd`)
+
+    def driver_config(self, ups: UpsConf, section: UpsSection) -> dict[str, str]:
+        """The options the driver of ``section`` gets: ups.conf's, plus the attach mode's keys."""
+        if self.attach is None:
+            return ups.driver_config(section)
+        conf = ups.driver_config(section, mode="attach")
+        conf.update(_statepath=self.attach.statepath, _maxage=str(self.attach.maxage))
+        return conf
 
 
 def _env_bool(name: str) -> bool | None:
@@ -108,11 +134,14 @@ class Bridge:
         self.cfg = cfg
         self.devices: list[Device] = []
         self.drivers: dict[str, Driver] = {}
+        self.configs: dict[str, dict[str, str]] = {}  # section -> the config its driver was made with
         self.tasks: list[asyncio.Task[None]] = []
         for s in cfg.sections:
-            dev, drv = _make_driver(cfg.ups, s)
+            conf = cfg.driver_config(cfg.ups, s)
+            dev, drv = _make_driver(cfg.ups, s, conf)
             self.devices.append(dev)
             self.drivers[s.name.lower()] = drv
+            self.configs[s.name.lower()] = conf
         self.descriptions = Descriptions.load(cfg.upsd.datapath)
         self.ssl_context = make_ssl_context(cfg.upsd)
         hosts = HostsAccess()
@@ -127,8 +156,10 @@ class Bridge:
         self.advertiser: Advertiser | None = None
         self._pending: set[asyncio.Task[None]] = set()
         # pid files, the monitor, killpower (docs/shutdown.md)
-        self.hooks = ServeHooks(lambda: self.drivers.values(), confdir=cfg.confdir, state_dir=cfg.state_dir,
-                                embedded=cfg.embedded, monitor=cfg.monitor, record=self.record_event)
+        # (without hooks: no pid file, no monitor, no upsmon.conf and so no power-down killpower)
+        self.hooks = ServeHooks(lambda: self.drivers.values(), confdir=cfg.confdir if cfg.hooks else None,
+                                state_dir=cfg.state_dir, embedded=cfg.embedded or not cfg.hooks,
+                                monitor=cfg.monitor and cfg.hooks, record=self.record_event)
 
     def dispatch(self, kind: str, dev: Device, name: str, value: str | None, tid: str | None) -> bool:
         """upsd -> driver: queue a SET or INSTCMD; the answer comes via TRACKING."""
@@ -175,26 +206,40 @@ class Bridge:
         """Apply a re-read ups.conf: new sections start, removed ones stop, changed ones restart.
 
         As upsd's reload (which re-reads ups.conf to learn which UPS to serve), plus
-        what upsdrvctl does for NUT: the drivers live in this process.
+        what upsdrvctl does for NUT: the drivers live in this process. In the attach mode
+        (``nutbridge upsd``) a section is its socket: a changed ``driver``, STATEPATH or
+        MAXAGE re-attaches, and any driver name is fine (the driver runs elsewhere).
         """
-        validate_drivers(ups)
-        old = {s.name.lower(): self.cfg.ups.driver_config(s) for s in self.cfg.sections}
-        new = {s.name.lower(): (s, ups.driver_config(s)) for s in ups.sections}
-        start = [s for key, (s, conf) in new.items() if old.get(key) != conf]
-        built = [_make_driver(ups, s) for s in start]  # every error before anything changes
-        for key in [k for k in old if k not in new or new[k][0] in start]:
+        if self.cfg.attach is None:
+            validate_drivers(ups)
+        listed = [d.name.lower() for d in self.core.devices]  # LIST UPS order before the reload
+        old = self.configs
+        new = {s.name.lower(): (s, self.cfg.driver_config(ups, s)) for s in ups.sections}
+        start = [(s, conf) for key, (s, conf) in new.items() if old.get(key) != conf]
+        # every error before anything changes
+        built = [(*_make_driver(ups, s, conf), conf) for s, conf in start]
+        restarted = {s.name.lower() for s, _ in start}
+        for key in [k for k in old if k not in new or k in restarted]:
+            del self.configs[key]
             drv = self.drivers.pop(key)
             await self._stop_driver(drv)
             self.core.remove_device(drv.device)
             self.devices.remove(drv.device)
             log.info("UPS [%s] removed", drv.device.name)
-        for dev, drv in built:
+        for dev, drv, conf in built:
             self.devices.append(dev)
             self.core.add_device(dev)
             self.drivers[dev.name.lower()] = drv
+            self.configs[dev.name.lower()] = conf
             self.history.watch([dev])
             self._start_driver(dev.name.lower(), drv)
             log.info("UPS [%s] started (driver %s)", dev.name, dev.driver_name)
+        if self.cfg.attach is not None:
+            # as the C upsd lists them after a reload: the new UPS first (in file order), then
+            # those it had, where they were (a re-attached one keeps its place)
+            fresh = [key for key in new if key not in listed]
+            place = {key: i for i, key in enumerate(fresh + [k for k in listed if k in new])}
+            self.core.devices.sort(key=lambda d: place.get(d.name.lower(), len(place)))
         self.cfg.ups = ups
         self.cfg.sections = list(ups.sections)
 
@@ -235,9 +280,9 @@ class Bridge:
         self.history.close()  # fsync: a clean stop keeps every record
 
 
-def _make_driver(ups: UpsConf, s: UpsSection) -> tuple[Device, Driver]:
+def _make_driver(ups: UpsConf, s: UpsSection, conf: dict[str, str]) -> tuple[Device, Driver]:
     dev = Device(s.name, s.desc, s.driver)
     try:
-        return dev, create_driver(dev, ups.driver_config(s))
+        return dev, create_driver(dev, conf)
     except DriverConfigError as exc:
         raise ConfigError(f"UPS [{s.name}]: {exc}", ups.path, s.line) from None

@@ -17,7 +17,9 @@ the treatment of garbage are the same. Observed behaviour of NUT 2.8.0 … 2.8.5
   [TRACKING <id>]``. For upsdrvctl, 2.8.1+/2.8.3+ drivers add ``NOBROADCAST``,
   ``BROADCAST [n]``, ``GETPID``, ``DUMPSTATUS``, ``DUMPVALUE <var>`` and ``LOGOUT``. A C driver
   accepts ``INSTCMD`` with 2 to 5 words of the shapes above and ``SET`` with 3 words, 4 (the
-  last ignored) or 5 whose 4th is ``TRACKING``; anything else is :class:`Malformed`.
+  last ignored), 5 whose 4th is ``TRACKING``, or 6 and more (observed on 2.8.0 and 2.8.5: an
+  untracked SET of the first two arguments, even with a ``TRACKING`` among the rest);
+  anything else is :class:`Malformed`.
 * Command words are matched case-insensitively on both sides.
 * A parse error (an unescaped ``#`` inside quotes) drops the rest of that ``read()``: both C
   ends read at most 512 bytes at a time, so the readers here cut their input into 512-byte
@@ -308,6 +310,8 @@ def _server_event(words: tuple[str, ...]) -> ServerEvent:
             return SetVar(words[1], words[2])
         if n == 5 and words[3].upper() == "TRACKING":
             return SetVar(words[1], words[2], words[4])
+        if n >= 6:
+            return SetVar(words[1], words[2])
         return Malformed(words)
     return Unknown(words)
 

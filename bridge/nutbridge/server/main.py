@@ -167,7 +167,7 @@ def _parse_listen(text: str) -> Listen:
     return Listen(host, port)
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
+def run_event_loop(coro: Coroutine[Any, Any, int]) -> int:
     """asyncio.run, on uvloop when it is installed (a default dependency where it has
     wheels): it roughly halves the loop's cost per request. NUTBRIDGE_UVLOOP=0: asyncio's."""
     if os.environ.get("NUTBRIDGE_UVLOOP", "1").strip() not in ("0", "false", "no", "off"):
@@ -210,7 +210,7 @@ def main(argv: list[str]) -> int:
     cfg.monitor = args.monitor
     family = socket.AF_INET if args.ipv4 else socket.AF_INET6 if args.ipv6 else 0
     try:
-        return _run(_serve(cfg, family))
+        return run_event_loop(_serve(cfg, family))
     except ssl.SSLError as exc:
         sys.stderr.write(f"nutbridge: {cfg.upsd.path}: CERTFILE {cfg.upsd.certfile}: {exc}\n")
         return 2
