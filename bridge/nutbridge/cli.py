@@ -1,16 +1,24 @@
-"""``nutbridge`` command line: ``serve`` plus NUT-compatible client tools.
+"""``nutbridge`` command line: ``serve`` plus NUT-compatible client tools and roles.
 
 ``nutbridge upsc ...`` behaves like NUT's ``upsc ...`` (same arguments, output and
 exit codes); likewise upscmd, upsrw and upslog.
+
+Run under the name of a driver the bridge implements natively (a link or copy named
+``dummy-ups``, ``nutdrv_qx``, ``usbhid-ups``... pointing at the ``nutbridge`` script, put in
+NUT's ``driverpath``), the program is that driver: ``dummy-ups -a ups`` is
+``nutbridge driver --name dummy-ups -a ups`` (docs/driver-process.md).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 TOOLS = {
     "serve": "nutbridge.server.main",
+    "upsd": "nutbridge.upsd_main",
+    "driver": "nutbridge.driver_main",
     "upsc": "nutbridge.tools.upsc",
     "upscmd": "nutbridge.tools.upscmd",
     "upsrw": "nutbridge.tools.upsrw",
@@ -27,6 +35,8 @@ usage: nutbridge COMMAND [ARGS...]
 
 commands:
   serve      run the bridge (drivers + upsd) from NUT configuration files
+  upsd       NUT's upsd: serve the drivers that upsdrvctl or systemd started (no drivers of its own)
+  driver     run one of the bridge's drivers as a NUT driver process for a C upsd (-a <ups>)
   upsc       NUT's upsc: list UPSes, show variables
   upscmd     NUT's upscmd: list or run instant commands
   upsrw      NUT's upsrw: list or set writable variables
@@ -41,7 +51,25 @@ commands:
 """
 
 
+#: names this program has when it is not run as a driver (the driver check imports the registry)
+_OWN_NAMES = frozenset({"nutbridge", "nutbridge.exe", "__main__.py", "-c", "-m", ""})
+
+
+def driver_name(argv0: str) -> str | None:
+    """The native driver this program acts as when invoked as ``argv0``, else None."""
+    name = os.path.basename(argv0)
+    if name in _OWN_NAMES:
+        return None
+    from .drivers import is_native
+
+    return name if is_native(name) else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv and (name := driver_name(sys.argv[0])) is not None:
+        from .driver_main import main as driver_main
+
+        return driver_main(sys.argv[1:], progname=name)
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
