@@ -72,6 +72,7 @@ help:
 	@echo "make bench-tokenizer [BENCH_ARGS=--quick] cost per input byte, in process and vs C -> docs/benchmarks.md"
 	@echo "make bench-ha [BENCH_ARGS=--quick] HA push latency, command to state -> docs/benchmarks.md (runs in sid if Python < 3.14.2)"
 	@echo "make bench-network [BENCH_ARGS=--quick] snmp-ups / powerman-pdu agent restart, bridge vs C -> docs/benchmarks.md"
+	@echo "make bench-hosting [BENCH_ARGS=--quick] NUT's C drivers hosted by the bridge vs the C upsd: CPU/RSS, latency, restart -> docs/benchmarks.md"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
@@ -251,6 +252,14 @@ bench-tokenizer: $(STAMP_TEST)
 .PHONY: bench-network
 bench-network: $(STAMP_TEST)
 	$(VPY) benchmarks/network_recovery.py $(BENCH_ARGS)
+
+# NUT's C dummy-ups hosted by `nutbridge serve` vs served by the C upsd: server CPU and RSS with
+# 1, 10, 100 drivers (idle and changing), SETINFO -> client latency (push and 10 ms polls), SIGKILL
+# -> stale -> fresh (writes "Hosted C drivers"; ~12 min, BENCH_ARGS=--quick ~3 min). Not part of
+# `make test` (tests/test_hosted.py is).
+.PHONY: bench-hosting
+bench-hosting: $(STAMP_TEST)
+	$(VPY) benchmarks/hosting.py $(BENCH_ARGS)
 
 # Home Assistant push latency (writes "Home Assistant push latency"; ~2 min, --quick ~20 s).
 # Home Assistant's harness needs Python >= 3.14.2: with an older host Python the target

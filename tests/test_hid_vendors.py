@@ -711,9 +711,13 @@ def test_compute_status(bits_on: set[str], charge: float | None, expected: str) 
 
 #: NUT's subdriver family in driver.version.data -> ours; other families are not ported (generic)
 FAMILY = {"APC": "APC HID", "CyberPower": "CyberPower HID", "MGE": "MGE HID", "TrippLite": "TrippLite HID",
-          "Belkin": "Belkin/Liebert HID", "LiebertPSP": "Belkin/Liebert HID"}
-#: NUT moved these IDs between subdrivers over time; we follow NUT 2.8.x
-HISTORY = {(0x06DA, 0xFFFF): "MGE HID"}
+          "Belkin": "Belkin/Liebert HID", "LiebertPSP": "Belkin/Liebert HID",
+          "Phoenixtec": "Phoenixtec/Liebert HID", "Liebert": "Phoenixtec/Liebert HID",
+          "PowerCOM": "PowerCOM HID", "Salicru": "Salicru HID", "Legrand": "Legrand HID",
+          "openUPS": "openUPS HID", "Ever": "Ever HID"}
+#: NUT moved these IDs between subdrivers over time; we follow NUT 2.8.x (06da:ffff: MGE HID in
+#: 2.7.4, Phoenixtec/Liebert since 2.8.0 unless a USB string names AEG)
+HISTORY = {(0x06DA, 0xFFFF): "Phoenixtec/Liebert HID"}
 
 
 def _ddl_usbhid() -> list[tuple[str, int, int, str]]:
@@ -777,7 +781,13 @@ def test_ddl_published_variables_are_in_our_tables() -> None:
             m = re.match(r"^([a-z][a-z0-9_.-]*):", line)
             if m and not m.group(1).startswith(("driver.", "outlet.0.")) and m.group(1) not in have:
                 missing.add((sub.name, m.group(1)))
-    assert {var for _, var in missing} <= not_ported, sorted(missing)
+    # older revisions of NUT's tables than the ones we follow published these: PowerCOM's 0.4/0.5
+    # called battery.mfr.date battery.date; Salicru's 0.1 had delays, timers and a battery date
+    # its 0.4 dropped (tests/test_hid_subdrivers.py compares those dumps variable by variable)
+    older = {("PowerCOM HID", "battery.date"), *(("Salicru HID", var) for var in (
+        "battery.mfr.date", "ups.delay.start", "ups.delay.shutdown", "ups.timer.start",
+        "ups.timer.shutdown"))}
+    assert {var for sub, var in missing if (sub, var) not in older} <= not_ported, sorted(missing)
 
 
 @realnut.prerequisite(f"NUT DDL corpus ({BK650})", BK650.exists())

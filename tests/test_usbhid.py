@@ -230,7 +230,7 @@ def test_registered() -> None:
     ({"port": "/nonexistent/ups.dev"}, "not a file"),
     ({"pollfreq": "soon"}, "pollfreq"),
     ({"interruptsize": "-4"}, "interruptsize"),
-    ({"subdriver": "belkin"}, "unknown subdriver"),
+    ({"subdriver": "nosuch"}, "unknown subdriver"),
 ])
 def test_config_errors(opts: dict[str, str], error: str) -> None:
     with pytest.raises(ConfigError, match=error):

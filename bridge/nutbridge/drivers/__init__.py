@@ -23,6 +23,7 @@ _REGISTRY: dict[str, str] = {
     "dummy-ups": "nutbridge.drivers.dummy.driver:DummyUPS",
     "nutdrv_qx": "nutbridge.drivers.qx.driver:MegatecDriver",
     "blazer_ser": "nutbridge.drivers.qx.driver:MegatecDriver",
+    "blazer_usb": "nutbridge.drivers.qx.driver:MegatecDriver",
     "apcsmart": "nutbridge.drivers.apcsmart.driver:ApcSmart",
     "usbhid-ups": "nutbridge.drivers.usbhid.driver:UsbHid",
     "snmp-ups": "nutbridge.drivers.snmp.driver:SnmpUps",

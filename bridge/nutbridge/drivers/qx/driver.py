@@ -1,17 +1,26 @@
-"""Megatec/Q1 serial UPSes: ``driver = nutdrv_qx`` and ``driver = blazer_ser``.
+"""Megatec/Q1 UPSes: ``driver = nutdrv_qx``, ``blazer_ser`` and ``blazer_usb``.
 
 The I/O and publishing half of the qx family: :class:`MegatecDriver` asks its queries
-on a :class:`~nutbridge.drivers.serial.SerialLink` (one request, one CR-terminated
-reply, a few tries), finds the protocol as NUT does (Voltronic, then Mustek, then
-Megatec) and publishes what the sans-IO modules read from the replies:
-:mod:`.q1` (Megatec Q1 and Mustek QS), :mod:`.voltronic` (QGS/QPI, nutdrv_qx only),
-:mod:`.common` (what both share).
+on a link (one request, one CR-terminated reply, a few tries), finds the protocol as NUT
+does (Voltronic, then Mustek, then Megatec) and publishes what the sans-IO modules read
+from the replies: :mod:`.q1` (Megatec Q1 and Mustek QS), :mod:`.voltronic` (QGS/QPI,
+nutdrv_qx only), :mod:`.common` (what both share).
 
-ups.conf options: ``port`` (required), ``pollinterval``, ``ondelay`` (s, default
-180), ``offdelay`` (s, default 30), ``cablepower`` (normal/reverse/both/none:
-the DTR/RTS levels some cables take their power from), ``protocol`` (voltronic,
-mustek or megatec; default: detect, in that order; blazer_ser: mustek or
-megatec), ``novendor``, ``norating``, ``ignoresab``, ``baudrate``.
+The link is a :class:`~nutbridge.drivers.serial.SerialLink` for a serial port, or a
+:class:`~.usblink.UsbLink` for a UPS behind a USB bridge chip (:mod:`.usb` holds how each
+of nutdrv_qx's USB subdrivers frames the bytes). As in NUT, ``blazer_usb`` is always USB,
+``blazer_ser`` always serial, and ``nutdrv_qx`` is USB when ``port = auto`` or any USB
+option is given.
+
+ups.conf options: ``port`` (required; ``auto`` for USB), ``pollinterval``, ``ondelay``
+(s, default 180), ``offdelay`` (s, default 30), ``protocol`` (voltronic, mustek or
+megatec; default: detect, in that order; blazer_*: mustek or megatec), ``novendor``,
+``norating``, ``ignoresab``. Serial: ``cablepower`` (normal/reverse/both/none: the
+DTR/RTS levels some cables take their power from), ``baudrate``. USB: ``subdriver``
+(default: chosen by vendor/product ID as NUT does; needs ``vendorid`` and ``productid``),
+``vendorid``, ``productid``, ``vendor``, ``product``, ``serial``, ``bus``, ``device``
+(NUT's matching regular expressions), ``langid_fix`` (the language string descriptors are
+read in: krauler, hunnox, snr), ``noscanlangid``.
 """
 
 from __future__ import annotations
@@ -23,10 +32,18 @@ from collections.abc import Mapping
 from ...state import Device
 from ..base import ConfigError, DeviceError, Driver, Status, finite_number, option_number
 from ..serial import SerialLink, SerialTimeout
-from . import q1, voltronic
+from ..usbhid.transport import MATCH_KEYS, Matcher
+from . import q1, usb, voltronic
 from .common import COMMANDS, CommandError, command_status, is_nak, round_offdelay, round_ondelay
+from .usblink import UsbLink
 
 log = logging.getLogger(__name__)
+
+#: pyusb backend the USB links of this process use (None: libusb-1.0). Tests install
+#: a fake one (simulation/fakeqx.py).
+backend: object | None = None
+#: options that make nutdrv_qx a USB driver, as in NUT (besides ``port = auto``)
+USB_OPTIONS = ("subdriver", *MATCH_KEYS, "langid_fix")
 
 #: a reply is one line; anything longer is noise
 MAX_REPLY = 128
@@ -50,21 +67,41 @@ def _whole_option(config: Mapping[str, str], name: str, default: int, *,
     return int(value)
 
 
+def _langid(text: str | None) -> int | None:
+    """ups.conf ``langid_fix`` (``0x0409``; hexadecimal) as a number."""
+    if not text:
+        return None
+    digits = text[2:] if text[:2].lower() == "0x" else text
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 0xFFFF:
+        raise ConfigError(f"langid_fix must be a USB language ID such as 0x0409, not {text!r}")
+    return value
+
+
 class MegatecDriver(Driver):
-    names = ("nutdrv_qx", "blazer_ser")
+    names = ("nutdrv_qx", "blazer_ser", "blazer_usb")
     options = frozenset({
         "port", "pollinterval", "pollfreq", "ondelay", "offdelay", "cablepower", "protocol",
-        "novendor", "norating", "ignoresab", "baudrate",
+        "novendor", "norating", "ignoresab", "baudrate", *USB_OPTIONS, "noscanlangid",
     })
     version = "0.1"
 
     def __init__(self, device: Device, config: Mapping[str, str]) -> None:
         super().__init__(device, config)
         c = self.config
-        self.port = c.get("port", "")
+        name = c.get("driver", "")
+        self.port = c.get("port", "") or ("auto" if name == "blazer_usb" else "")
         if not self.port:
             raise ConfigError("megatec: 'port' is required")
-        self.blazer = c.get("driver", "") == "blazer_ser"
+        self.blazer = name in ("blazer_ser", "blazer_usb")
+        self.usb = name == "blazer_usb" or (name != "blazer_ser" and (
+            self.port.lower() == "auto" or any(c.get(k) for k in USB_OPTIONS)))
+        if self.usb and self.port.lower() != "auto":
+            log.warning("UPS [%s]: port = %s is ignored: the USB options make this a USB UPS",
+                        device.name, self.port)
         cable = c.get("cablepower", "normal").lower()
         if cable not in _CABLEPOWER:
             raise ConfigError(f"cablepower must be one of {', '.join(_CABLEPOWER)}")
@@ -84,18 +121,49 @@ class MegatecDriver(Driver):
             raise ConfigError(f"offdelay must be {lo}..{max_off} s and ondelay {lo_on}..{hi_on} s")
         self.flags = {k for k in ("novendor", "norating", "ignoresab") if k in c}
         dtr, rts = _CABLEPOWER[cable]
-        self.link = SerialLink(self.port, baudrate=baud, dtr=dtr, rts=rts)
-        # reopening a serial port is cheap: keep the worst-case recovery after a replug
-        # well under 10 s
-        self.retry_max = 5.0
+        self.link: SerialLink | UsbLink
+        if self.usb:
+            self.link = self._usb_link(name)
+            # a replugged UPS re-enumerates within a few seconds: look for it often
+            self.retry_max = 2.0
+        else:
+            self.link = SerialLink(self.port, baudrate=baud, dtr=dtr, rts=rts)
+            # reopening a serial port is cheap: keep the worst-case recovery after a replug
+            # well under 10 s
+            self.retry_max = 5.0
         self._lock = asyncio.Lock()
         self._static: dict[str, str] = {}
         self._polled: tuple[str, ...] = ()  # the optional Voltronic queries the UPS answers
         self._published = False
 
+    def _usb_link(self, name: str) -> UsbLink:
+        c = self.config
+        blazer_usb = name == "blazer_usb"
+        allowed = {k: usb.SUBDRIVERS[k] for k in usb.BLAZER_SUBDRIVERS} if blazer_usb \
+            else dict(usb.SUBDRIVERS)
+        forced = c.get("subdriver", "").lower() or None
+        if forced is not None:
+            if forced in usb.UNSUPPORTED and not blazer_usb:
+                raise ConfigError(f"subdriver {forced} ({usb.UNSUPPORTED[forced]}) is not "
+                                  f"implemented natively; nutbridge_hosted runs NUT's driver")
+            if forced not in allowed:
+                raise ConfigError(f"unknown subdriver '{forced}' (one of {', '.join(allowed)})")
+            if not c.get("vendorid") or not c.get("productid"):
+                raise ConfigError("when specifying a USB 'subdriver', 'vendorid' and "
+                                  "'productid' are mandatory (as in NUT)")
+        setup = usb.Setup(langid_fix=_langid(c.get("langid_fix")), novendor="novendor" in c)
+        return UsbLink(Matcher.from_config(c), ids=usb.BLAZER_USB_IDS if blazer_usb
+                       else usb.NUTDRV_QX_IDS, subdrivers=allowed, forced=forced, setup=setup,
+                       noscanlangid="noscanlangid" in c, label=f"UPS [{self.device.name}]")
+
     @property
     def counters(self) -> dict[str, int]:
         return self.link.counters
+
+    @property
+    def where(self) -> str:
+        """The port, or the USB device, for messages."""
+        return self.link.describe() if isinstance(self.link, UsbLink) else self.port
 
     def _delay_ranges(self) -> dict[str, tuple[int, int]]:
         return voltronic.DELAY_RANGES if self.protocol == "voltronic" else q1.DELAY_RANGES
@@ -105,10 +173,13 @@ class MegatecDriver(Driver):
         """Send one request and read one line; None if the UPS stays silent. Raises
         DeviceError when the port itself fails."""
         async with self._lock:
-            await self.link.flush_input()
-            await self.link.write(request)
+            link = self.link
+            if isinstance(link, UsbLink):
+                return await link.transact(request)
+            await link.flush_input()
+            await link.write(request)
             try:
-                return await self.link.read_until(b"\r", timeout, MAX_REPLY)
+                return await link.read_until(b"\r", timeout, MAX_REPLY)
             except SerialTimeout:
                 return None
 
@@ -142,8 +213,12 @@ class MegatecDriver(Driver):
 
     # ---- life cycle ------------------------------------------------------------------
     async def connect(self) -> None:
-        await self.link.open()
-        await asyncio.sleep(0.1)  # let a cable powered from DTR/RTS come up
+        if isinstance(self.link, UsbLink):
+            self.link.backend = backend
+            await self.link.open()
+        else:
+            await self.link.open()
+            await asyncio.sleep(0.1)  # let a cable powered from DTR/RTS come up
         if self.protocol is None:
             self.protocol = await self._detect()
         if self.protocol == "voltronic":
@@ -176,7 +251,7 @@ class MegatecDriver(Driver):
             if await self.query("status", q1.request("status", name), tries=1) is not None:
                 log.info("UPS [%s]: using protocol %s", self.device.name, PROTOCOL_NAMES[name])
                 return name
-        raise DeviceError(f"no Megatec/Q1 UPS answers on {self.port}")
+        raise DeviceError(f"no Megatec/Q1 UPS answers on {self.where}")
 
     async def close(self) -> None:
         await self.link.close()
@@ -186,7 +261,7 @@ class MegatecDriver(Driver):
         voltronic_unit = self.protocol == "voltronic"
         values = await self.query("QGS" if voltronic_unit else "status")
         if values is None:
-            raise DeviceError(f"no valid status reply from {self.port}")
+            raise DeviceError(f"no valid status reply from {self.where}")
         if voltronic_unit:
             for query in self._polled:  # a missed optional reply keeps the last values
                 values.update(await self.query(query, tries=1) or {})
@@ -203,6 +278,10 @@ class MegatecDriver(Driver):
         if not self.blazer:
             dev.set("driver.version.data", PROTOCOL_NAMES[self.protocol or "megatec"])
         dev.set("device.type", "ups")
+        info = self.link.info if isinstance(self.link, UsbLink) else None
+        if info is not None:
+            dev.set("ups.vendorid", f"{info.vendor_id:04x}")
+            dev.set("ups.productid", f"{info.product_id:04x}")
         for cmd in COMMANDS:
             dev.add_cmd(cmd)
         ranges = self._delay_ranges()

@@ -105,6 +105,18 @@ def _flag(config: Mapping[str, str], name: str) -> bool:
     return value is not None and value.strip().lower() not in OFF_WORDS
 
 
+def _interruptsize(config: Mapping[str, str]) -> int:
+    """ups.conf's (or the subdriver's default) ``interruptsize``: bytes, 0 = not set."""
+    size = config.get("interruptsize", "")
+    try:
+        value = int(size) if size else 0
+    except ValueError:
+        raise ConfigError(f"interruptsize must be a number of bytes, not {size!r}") from None
+    if value < 0 or value > 4096:
+        raise ConfigError(f"interruptsize must be 1..4096, not {size!r}")
+    return value
+
+
 def _pollfreq(config: Mapping[str, str], default: float) -> float:
     """ups.conf's (or the subdriver's default) ``pollfreq``: seconds, > 0."""
     return option_number(config, "pollfreq", default, above=True, what="a number of seconds")
@@ -117,6 +129,8 @@ class UsbHid(Driver):
         "pollfreq", "pollonly", "interruptonly", "interruptsize", "ondelay", "offdelay",
         "onlinedischarge", "onlinedischarge_onbattery", "onlinedischarge_calibration",
         "disable_fix_report_desc", "synchronous",
+        # PowerCOM's delay formats (subdrivers/powercom.py)
+        "powercom_sdcmd_byte_order_fallback", "powercom_sdcmd_discrete_delay",
     })
     version = "0.47"  # the NUT usbhid-ups revision (2.8.0) whose behaviour this follows
 
@@ -147,13 +161,7 @@ class UsbHid(Driver):
         self.pollfreq = self.pollfreq_opt or DEFAULT_POLLFREQ
         self.pollonly = _flag(self.config, "pollonly")
         self.interruptonly = _flag(self.config, "interruptonly") and not self.pollonly
-        size = self.config.get("interruptsize", "")
-        try:
-            self.interruptsize = int(size) if size else 0
-        except ValueError:
-            raise ConfigError(f"interruptsize must be a number of bytes, not {size!r}") from None
-        if self.interruptsize < 0 or self.interruptsize > 4096:
-            raise ConfigError(f"interruptsize must be 1..4096, not {size!r}")
+        self.interruptsize = _interruptsize(self.config)
         # a replugged UPS re-enumerates within a few seconds: look for it often
         self.retry_max = 2.0
         self.identity: Identity | None = None
@@ -192,8 +200,9 @@ class UsbHid(Driver):
             return self.identity.accepts(info)
         if self.replay is not None or self.config.get("vendorid") or self.config.get("subdriver"):
             return True  # the user named the device (or the driver): take what matches
-        # port = auto alone: only devices a vendor subdriver knows (not keyboards, mice...)
-        return any(s.matches(info.vendor_id, info.product_id)
+        # port = auto alone: only devices a vendor subdriver claims (not keyboards, mice...)
+        return any(s.claims(info.vendor_id, info.product_id, manufacturer=info.manufacturer,
+                            product=info.product, productid_option=bool(self.config.get("productid")))
                    for s in subdrivers() if not s.accepts_unknown)
 
     async def connect(self) -> None:
@@ -203,7 +212,9 @@ class UsbHid(Driver):
                               timeout=CONTROL_TIMEOUT)
         try:
             info = t.info
-            sub = choose_subdriver(info.vendor_id, info.product_id, self.config.get("subdriver"))
+            sub = choose_subdriver(info.vendor_id, info.product_id, self.config.get("subdriver"),
+                                   manufacturer=info.manufacturer, product=info.product,
+                                   productid_option=bool(self.config.get("productid")))
             raw = await t.report_descriptor()
             # subdriver defaults (CPS delays and pollfreq, pollonly for some APC) under ups.conf's
             options = {**sub.default_options(info.product_id), **self.config}
@@ -237,6 +248,7 @@ class UsbHid(Driver):
         self.pollfreq = self.pollfreq_opt or _pollfreq(options, DEFAULT_POLLFREQ)
         self.pollonly = _flag(options, "pollonly")
         self.interruptonly = _flag(options, "interruptonly") and not self.pollonly
+        self.interruptsize = _interruptsize(options)  # PowerCOM 0d9f:0001: 8 unless ups.conf says
         self._reports.clear()
         self._strings.clear()
         self._next_full = 0.0
@@ -269,7 +281,7 @@ class UsbHid(Driver):
 
     async def _get(self, kind: str, rid: int) -> bytes | None:
         t, m = self._t(), self._m()
-        length = m.desc.report_length(kind, rid)
+        length = m.report_length(kind, rid)
         if kind == "Feature":
             return await t.get_feature(rid, length)
         return await t.get_input(rid, length)
@@ -451,10 +463,21 @@ def _pyusb_version() -> str:
 
 # ---- udev rules ------------------------------------------------------------------------------
 
+#: Where the udev rules take their IDs from: for every native driver family that opens USB
+#: devices itself, ``"module:function"`` of a function returning (vendor, product) or
+#: (vendor, product, label) tuples (product None: every product of the vendor). A family
+#: adds its line here; the functions are loaded by name, as the driver registry loads
+#: drivers, so this family imports no other.
+USB_ID_SOURCES: dict[str, str] = {
+    "usbhid-ups": "nutbridge.drivers.usbhid.subdrivers:usb_ids",
+    "nutdrv_qx, blazer_usb": "nutbridge.drivers.qx.usb:usb_ids",
+}
+
 UDEV_HEADER = """\
-# udev rules for NUT Bridge's usbhid-ups driver: give the bridge's group access to
-# USB HID UPSes, so it needs no root. Generated from the subdriver tables by
-# `nutbridge udev-rules` (bridge/nutbridge/drivers/usbhid/driver.py); do not edit by hand.
+# udev rules for NUT Bridge's USB drivers (usbhid-ups, and nutdrv_qx/blazer_usb for Megatec
+# over USB): give the bridge's group access to the UPSes they take, so it needs no root.
+# Generated from the drivers' tables by `nutbridge udev-rules`
+# (bridge/nutbridge/drivers/usbhid/driver.py); do not edit by hand.
 #
 # Install: copy to /etc/udev/rules.d/, then `udevadm control --reload-rules` and
 # `udevadm trigger --subsystem-match=usb` (or replug the UPS). The group is "nut", as
@@ -466,20 +489,36 @@ SUBSYSTEM!="usb", GOTO="nut_bridge_usbups_end"
 UDEV_FOOTER = '\nLABEL="nut_bridge_usbups_end"\n'
 
 
-def udev_rules(group: str = "nut") -> str:
-    """The udev rules file for every VID:PID a subdriver claims (whole vendors as ``*``)."""
-    lines = [UDEV_HEADER]
+def usb_ids() -> list[tuple[int, int | None, str]]:
+    """(vendor, product or None, label) of every USB device a native driver takes, from
+    :data:`USB_ID_SOURCES` in order, each VID:PID once (the first source names it)."""
+    import importlib
+
+    out: list[tuple[int, int | None, str]] = []
     seen: set[tuple[int, int | None]] = set()
-    for sub in subdrivers():
-        rows = [ids for ids in sub.ids if ids not in seen]
-        if not rows:
-            continue
-        lines.append(f"\n# {sub.name}\n")
-        for vid, pid in rows:
-            seen.add((vid, pid))
-            product = "*" if pid is None else f"{pid:04x}"
-            lines.append(f'ATTR{{idVendor}}=="{vid:04x}", ATTR{{idProduct}}=="{product}", '
-                         f'MODE="664", GROUP="{group}"\n')
+    for family, target in USB_ID_SOURCES.items():
+        module, _, function = target.partition(":")
+        for entry in getattr(importlib.import_module(module), function)():
+            vid, pid = int(entry[0]), None if entry[1] is None else int(entry[1])
+            label = str(entry[2]) if len(entry) > 2 else family
+            if (vid, pid) not in seen:
+                seen.add((vid, pid))
+                out.append((vid, pid, label))
+    return out
+
+
+def udev_rules(group: str = "nut") -> str:
+    """The udev rules file: one rule per VID:PID of :func:`usb_ids` (whole vendors as ``*``),
+    grouped under a comment naming the driver and subdriver that take them."""
+    lines = [UDEV_HEADER]
+    label = None
+    for vid, pid, name in usb_ids():
+        if name != label:
+            label = name
+            lines.append(f"\n# {name}\n")
+        product = "*" if pid is None else f"{pid:04x}"
+        lines.append(f'ATTR{{idVendor}}=="{vid:04x}", ATTR{{idProduct}}=="{product}", '
+                     f'MODE="664", GROUP="{group}"\n')
     lines.append(UDEV_FOOTER)
     return "".join(lines)
 

@@ -19,9 +19,10 @@ The tables themselves are data in :mod:`.subdrivers`, written in the vocabulary 
     desc = descriptor.parse(raw, names=usages.names_for(sub.key))   # vendor usage names differ
     options = {**sub.default_options(info.product_id), **config}      # CPS delays, APC pollonly
     mapper = Mapper(sub, desc, options, info=info)
-    # mapper.desc is the descriptor after the subdriver's fix-up: use it for lengths
+    # mapper.desc is the descriptor after the subdriver's fix-up; report_length also knows
+    # the subdriver's extra reports (PowerCOM's 0xa4), which no descriptor declares
     for kind, rid in mapper.poll_reports(quick_only=False):
-        reports[(kind, rid)] = await get_feature/get_input(rid, mapper.desc.report_length(kind, rid))
+        reports[(kind, rid)] = await get_feature/get_input(rid, mapper.report_length(kind, rid))
     for idx in mapper.string_indices(reports):   # i* usages are string descriptor indices
         strings[idx] = await transport.string(idx)
     for var, value in mapper.apply(reports, strings).items(): device.set(var, value)
@@ -46,6 +47,8 @@ from .status import apply_token, compute_status, transfer_reason
 from .table import (
     ABSENT,
     ENUM,
+    NUMBER,
+    PREFER,
     QUICK,
     RW,
     STATIC,
@@ -105,6 +108,8 @@ class Mapper:
         self.ctx = Ctx(vid, pid, self.options)
         self._raw: dict[str, int] = {}        # path -> last raw value
         self._phys: dict[str, float] = {}     # path -> last physical value
+        self._reports: dict[int, bytes] = {}  # report ID -> last bytes, any kind
+        self.ctx.reports = self._reports
         self._local: dict[str, str] = {}      # ABSENT variables set with SET VAR
         self._bits: dict[str, bool] = {}
         self._static_done: set[str] = set()
@@ -168,7 +173,17 @@ class Mapper:
             if row.flags & STATIC and b.path in self._static_done:
                 continue
             out.add((f.kind, f.report_id))
+        if not quick_only:
+            out.update((kind, rid) for kind, rid, _, path in self.sub.extra_reports if self.desc.find(path))
         return sorted(out, key=lambda k: (k[0] != "Feature", k[1]))
+
+    def report_length(self, kind: str, report_id: int) -> int:
+        """Bytes to ask for when reading a report: the descriptor's length, or for the
+        subdriver's extra reports (not in the descriptor) the length its table gives."""
+        length = self.desc.report_length(kind, report_id)
+        if length:
+            return length
+        return next((n for k, rid, n, _ in self.sub.extra_reports if (k, rid) == (kind, report_id)), 0)
 
     def _beaten(self, b: _Bound) -> bool:
         """Another alternative for this variable already won."""
@@ -183,6 +198,7 @@ class Mapper:
         for key, data in reports.items():
             if not data:
                 continue
+            self._reports[key[1]] = bytes(data)
             for f in self._by_report.get(key, ()):
                 raw = extract(f, data)
                 if raw is None:
@@ -227,10 +243,11 @@ class Mapper:
         ctx = self.ctx
         ctx.strings = strings or {}
         out = self.identity()
+        from_identity = set(out)   # PREFER rows may replace these
         ctx.values = out
         for b in self.rows:
             row = b.row
-            if row.var in out and row.var != "BOOL":
+            if row.var in out and row.var != "BOOL" and not (row.flags & PREFER and row.var in from_identity):
                 continue  # an earlier alternative (or the identity) gave it
             if row.flags & ABSENT:
                 value = self._local.get(row.var)
@@ -244,14 +261,20 @@ class Mapper:
             if b.path not in self._phys:
                 continue
             raw, phys = self._raw[b.path], self._phys[b.path]
+            ctx.field = b.field
             if row.var == "BOOL":
-                self._set_bits(row, raw)
+                self._set_bits(row, raw, phys)
                 continue
             if self._beaten(b):
                 continue
-            ctx.field = b.field
             text = self._format(row, raw, phys, ctx, out)
             if text is not None:
+                if row.var in from_identity:
+                    from_identity.discard(row.var)
+                    # the vendor's string replaces the USB one: its device.* copy too
+                    twin = "device." + row.var[4:] if row.var.startswith("ups.") else ""
+                    if twin in from_identity:
+                        out[twin] = text
                 out[row.var] = text
                 self._winner.setdefault(row.var, b)
                 if row.flags & STATIC:
@@ -268,7 +291,16 @@ class Mapper:
             out["input.transfer.reason"] = reason
         return out
 
-    def _set_bits(self, row: Row, raw: int) -> None:
+    def _set_bits(self, row: Row, raw: int, phys: float) -> None:
+        if callable(row.fmt):
+            # a converter gives the token itself (bit fields, values read from whole reports)
+            try:
+                token = row.fmt(phys, self.ctx)
+            except (ArithmeticError, ValueError, IndexError):
+                token = None
+            if token:
+                apply_token(self._bits, token)
+            return
         if row.lookup is not None:
             token = row.lookup.get(raw)
             if token is not None:
@@ -316,6 +348,8 @@ class Mapper:
                 out[row.var] = RwInfo(enums=tuple(row.lookup.values()))
             elif row.rw_range is not None:
                 out[row.var] = RwInfo(ranges=(row.rw_range,))
+            elif row.flags & NUMBER:
+                out[row.var] = RwInfo()
             else:
                 out[row.var] = RwInfo(string=True, length=row.length or 10)
         return out
@@ -406,8 +440,13 @@ class Mapper:
         if name in self.cmds:
             entry, f = self.cmds[name]
             value: float | None = float(entry.value)
-            if param is not None and param.strip():
-                value = finite_number(param)
+            given = param.strip() if param is not None and param.strip() else None
+            if entry.encode is not None:
+                value = entry.encode(given, self.ctx, current)
+                if value is None:
+                    return Status.CONVERSION_FAILED
+            elif given is not None:
+                value = finite_number(given)
                 if value is None:
                     return Status.INVALID
             assert value is not None

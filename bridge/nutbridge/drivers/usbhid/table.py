@@ -1,12 +1,13 @@
 """The table vocabulary of the HID subdrivers: what a vendor mapping is made of.
 
-A subdriver (``subdrivers/apc.py``, ``belkin.py``, ``cps.py``, ``mge.py``, ``tripplite.py``,
-``generic.py``) is pure data: a :class:`Subdriver` with its USB IDs, its :class:`Row` table (one
-row per NUT variable; several rows - or several paths of one row - for the same
-variable are alternatives in table order: the first that exists in the device's
-descriptor *and* yields a value wins for good, as in NUT), its :class:`Cmd` table
-and a few hooks for vendor quirks. This module holds those types, the shared value
-lookups and converters, and the small helpers that build rows and fix descriptors.
+A subdriver (one module per vendor family in ``subdrivers/``: ``apc.py``, ``mge.py``,
+``powercom.py`` ... and ``generic.py``) is pure data: a :class:`Subdriver` with its USB
+IDs, its :class:`Row` table (one row per NUT variable; several rows - or several paths
+of one row - for the same variable are alternatives in table order: the first that
+exists in the device's descriptor *and* yields a value wins for good, as in NUT), its
+:class:`Cmd` table, the rule by which it claims a device (:class:`Claim`) and a few
+hooks for vendor quirks. This module holds those types, the shared value lookups and
+converters, and the small helpers that build rows and fix descriptors.
 It also names the steps a write becomes (:class:`Write`, :class:`Sleep`,
 :class:`LocalSet`), which the mapper produces and the driver executes.
 
@@ -33,14 +34,18 @@ from .descriptor import Field, ReportDescriptor
 __all__ = [
     "ABSENT",
     "ENUM",
+    "NUMBER",
+    "PREFER",
     "QUICK",
     "RW",
     "SEMI",
     "STATIC",
     "STRING",
+    "Claim",
     "Cmd",
     "Converter",
     "Ctx",
+    "Encoder",
     "Flag",
     "LocalSet",
     "Row",
@@ -64,10 +69,13 @@ class Flag(enum.IntFlag):
     STRING = 16   # published as a string variable (RW strings)
     ENUM = 32     # RW with the ``lookup`` names as enum values
     SEMI = 64     # semi-static (NUT's HU_FLAG_SEMI_STATIC): read on full polls only (same as no flag here)
+    NUMBER = 128  # RW published as a number (NUT's ST_FLAG_RW alone): no string length, no enum
+    PREFER = 256  # replaces what the USB identity gave (ups.model from a vendor string usage)
 
 
 RW, QUICK, STATIC, ABSENT, STRING, ENUM, SEMI = (Flag.RW, Flag.QUICK, Flag.STATIC, Flag.ABSENT, Flag.STRING,
                                                  Flag.ENUM, Flag.SEMI)
+NUMBER, PREFER = Flag.NUMBER, Flag.PREFER
 
 
 class UsbIdentity(Protocol):
@@ -93,10 +101,19 @@ class Ctx:
     values: dict[str, str] = dc_field(default_factory=dict)
     #: per-device memory of converters (e.g. CyberPower's battery scale, decided once)
     memo: dict[str, object] = dc_field(default_factory=dict)
+    #: the last bytes received for each report ID, Feature or Input, ID byte first when IDs are
+    #: used (NUT's report buffer): for the few converters that decode a whole report, as Ever's
+    #: and PowerCOM's tables do
+    reports: Mapping[int, bytes] = dc_field(default_factory=dict)
 
 
-#: physical value -> NUT text (None = publish nothing for this value)
+#: physical value -> NUT text (None = publish nothing for this value); on a BOOL row the text
+#: is a status token ("trim", "!trim") instead
 Converter: TypeAlias = Callable[[float, Ctx], "str | None"]
+
+#: what an instant command writes, computed: (parameter or None, ctx, published variables) ->
+#: physical value, or None when the parameter is not acceptable
+Encoder: TypeAlias = Callable[["str | None", Ctx, Mapping[str, str]], "float | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +153,14 @@ class Cmd:
 
     ``value`` (physical units, e.g. seconds) is written when INSTCMD has no parameter;
     a parameter replaces it (NUT: ``upscmd ups load.off.delay 60``), for every command.
+    ``encode`` computes the value instead, for vendors whose commands pack delays into
+    their own formats (PowerCOM); it sees the parameter (None without one).
     """
 
     cmd: str
     paths: tuple[str, ...]
     value: int
+    encode: Encoder | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +191,29 @@ Step: TypeAlias = Write | Sleep | LocalSet
 FixDescriptor: TypeAlias = Callable[[ReportDescriptor, int, int], ReportDescriptor]
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a subdriver is shown when it is asked to claim a device (NUT's claim functions).
+
+    ``listed``: the exact VID:PID is in the subdriver's table (NUT: SUPPORTED); otherwise only
+    the vendor is (POSSIBLY_SUPPORTED), which NUT takes only when ups.conf sets ``productid``
+    (``productid_option``). ``manufacturer``/``product`` are the USB strings, for vendors whose
+    claim depends on them (Phoenixtec's 06da:ffff is shared by three subdrivers).
+    """
+
+    vendor_id: int
+    product_id: int
+    listed: bool
+    manufacturer: str | None = None
+    product: str | None = None
+    productid_option: bool = False
+
+
+#: a subdriver's own claim rule: Claim -> take the device? (None: NUT's usual rule, see
+#: :meth:`Subdriver.claims`)
+ClaimRule: TypeAlias = Callable[[Claim], bool]
+
+
 @dataclass(frozen=True)
 class Subdriver:
     """One vendor's mapping (NUT subdriver). ``version_data`` = NUT's driver.version.data."""
@@ -196,6 +239,12 @@ class Subdriver:
     recognizes: Callable[[ReportDescriptor], bool] | None = None
     #: per product ID: ups.conf option defaults (e.g. {"pollonly": ""} where NUT disables the interrupt pipe)
     product_defaults: Mapping[int, Mapping[str, str]] = dc_field(default_factory=dict)
+    #: the vendor's claim rule (None: take listed IDs, other products of the vendor with ``productid``)
+    claim: ClaimRule | None = None
+    #: reports to GET on full polls although no field of the descriptor is in them:
+    #: (kind, report id, length in bytes, path): read while ``path`` exists in the descriptor;
+    #: a converter decodes them from ``Ctx.reports`` (PowerCOM's battery voltage in 0xa4)
+    extra_reports: tuple[tuple[str, int, int, str], ...] = ()
 
     @property
     def version_data(self) -> str:
@@ -210,6 +259,18 @@ class Subdriver:
 
     def matches(self, vendor_id: int, product_id: int) -> bool:
         return any(v == vendor_id and (p is None or p == product_id) for v, p in self.ids)
+
+    def claims(self, vendor_id: int, product_id: int, *, manufacturer: str | None = None,
+               product: str | None = None, productid_option: bool = False) -> bool:
+        """Does this subdriver take the device, by NUT's rules? Listed IDs: yes; another
+        product of a listed vendor: only with ups.conf's ``productid`` (NUT's "possibly
+        supported"); the vendor's own :attr:`claim` rule may refine both."""
+        if not any(v == vendor_id for v, _ in self.ids):
+            return False
+        listed = self.matches(vendor_id, product_id)
+        if self.claim is not None:
+            return self.claim(Claim(vendor_id, product_id, listed, manufacturer, product, productid_option))
+        return listed or productid_option
 
 
 # ---- lookups shared by all subdrivers (NUT's usbhid-ups value tables) ----------------------
@@ -249,10 +310,11 @@ def rw_row(var: str, path: str | tuple[str, ...], fmt: str | Converter = "%.0f",
            lookup: Mapping[int, str] | None = None, length: int = 10, enum: bool = False,
            flags: Flag = Flag.NONE) -> Row:
     """A writable variable read from (and written to) a Feature path. Published as a
-    string of ``length`` like NUT, or with ``enum`` (NUT's HU_FLAG_ENUM) as the
-    ``lookup`` names; either way SET VAR only accepts the lookup's names."""
+    string of ``length`` like NUT, with ``enum`` (NUT's HU_FLAG_ENUM) as the ``lookup``
+    names, or with ``flags=NUMBER`` as a plain RW number; with a lookup, SET VAR only
+    accepts the lookup's names."""
     paths = (path,) if isinstance(path, str) else path
-    extra = ENUM if enum and lookup is not None else STRING
+    extra = ENUM if enum and lookup is not None else Flag.NONE if flags & NUMBER else STRING
     return Row(var, paths, fmt, lookup=lookup, flags=RW | extra | flags, length=length)
 
 

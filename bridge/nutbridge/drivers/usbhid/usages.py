@@ -241,8 +241,9 @@ VENDOR_TABLES: dict[str, dict[int, str]] = {
     },
 }
 
-#: the vendors merged into :data:`NAMES`, first wins a code (the subdrivers we implement; the
-#: others reuse these pages for their own names, e.g. PowerCOM's ff860080 on APC's page)
+#: the vendors merged into :data:`NAMES`, first wins a code (the vendor pages most UPSes use;
+#: other subdrivers reuse these pages for their own names, e.g. PowerCOM's ff860080 on APC's
+#: page, and get them from :func:`names_for`)
 VENDOR_ORDER = ("apc", "mge", "cps", "tripplite")
 
 NAMES: dict[int, str] = dict(STANDARD)

@@ -21,6 +21,7 @@ from ..table import (
     DEFAULT_ONDELAY,
     QUICK,
     STATIC,
+    Claim,
     Ctx,
     Row,
     Subdriver,
@@ -180,6 +181,13 @@ def identity(info: UsbIdentity | None) -> dict[str, str]:
             "ups.serial": (info.serial or "").strip()}
 
 
+def claim(c: Claim) -> bool:
+    """NUT's belkin_claim: the usual rule, but Belkin's F5U218 USB hub (050d:0218) never."""
+    if (c.vendor_id, c.product_id) == (BELKIN, 0x0218):
+        return False
+    return c.listed or c.productid_option
+
+
 SUBDRIVER = Subdriver(
     name="Belkin/Liebert HID",
     key="belkin",
@@ -190,4 +198,5 @@ SUBDRIVER = Subdriver(
     rows=ROWS,
     cmds=CMDS,
     identity=identity,
+    claim=claim,
 )

@@ -2,6 +2,11 @@
 Powerware 0592, HP 03f0:1fe5-1fe8, AEG 2b2d, Phoenixtec 06da, IBM 04b3, KSTAR 09d6) —
 NUT: "MGE HID".
 
+Claim rule (NUT's mge_claim): Phoenixtec's 06da:ffff is taken only when a USB string
+names AEG (PROTECT NAS), the rest goes to the Phoenixtec/Liebert subdriver; 09d6 only
+when the manufacturer string says KSTAR; HP, Dell and Eaton products not listed only
+with ups.conf's ``productid``.
+
 MGE descriptors use vendor-type collections, so paths carry index nodes:
 UPS.PowerConverter.Input.[1] is the mains input, [2] the bypass input, [3] the
 battery "input", [4] manual bypass; UPS.Flow.[1]/[4] are the input/output ratings.
@@ -24,6 +29,7 @@ from ..table import (
     STATIC,
     TEST_READ,
     YES_NO,
+    Claim,
     Cmd,
     Ctx,
     Row,
@@ -38,6 +44,8 @@ from ..table import (
 )
 
 VENDOR = 0x0463
+PHOENIXTEC = 0x06DA
+KSTAR = 0x09D6
 
 PS = "UPS.PowerSummary"
 PST = "UPS.PowerSummary.PresentStatus"
@@ -212,6 +220,15 @@ def identity(info: UsbIdentity | None) -> dict[str, str]:
             "ups.serial": (info.serial or "").strip()}
 
 
+def claim(c: Claim) -> bool:
+    """NUT's mge_claim (see the module docstring)."""
+    if c.vendor_id == PHOENIXTEC:
+        return any("AEG" in (text or "") for text in (c.manufacturer, c.product))
+    if c.vendor_id == KSTAR:
+        return "KSTAR" in (c.manufacturer or "")
+    return c.listed or c.productid_option
+
+
 SUBDRIVER = Subdriver(
     name="MGE HID",
     key="mge",
@@ -222,4 +239,5 @@ SUBDRIVER = Subdriver(
     rows=ROWS,
     cmds=CMDS,
     identity=identity,
+    claim=claim,
 )

@@ -19,6 +19,7 @@ from ..table import (
     QUICK,
     STATIC,
     TEST_READ,
+    Claim,
     Ctx,
     Row,
     Subdriver,
@@ -159,6 +160,16 @@ def finish(values: dict[str, str], ctx: Ctx) -> None:
 
 _HP_IDS = (0x0001, 0x1FE0, 0x1FE1, 0x1FE2, 0x1FE3, 0x1F06, 0x1F08, 0x1F09, 0x1F0A)
 
+def claim(c: Claim) -> bool:
+    """NUT's tripplite_claim: the usual rule, but 09ae:0001 (the older protocol of
+    ``tripplite_usb``) never, and of Delta's 05dd only the listed products."""
+    if (c.vendor_id, c.product_id) == (VENDOR, 0x0001):
+        return False
+    if c.vendor_id == DELTA:
+        return c.listed
+    return c.listed or c.productid_option
+
+
 SUBDRIVER = Subdriver(
     name="TrippLite HID",
     key="tripplite",
@@ -168,4 +179,5 @@ SUBDRIVER = Subdriver(
     rows=ROWS,
     cmds=CMDS,
     finish=finish,
+    claim=claim,
 )
