@@ -54,6 +54,16 @@ from nutbridge.protocol import sock
 from nutbridge.state import Device, DriverState
 from tests.support import realnut
 from tests.support.fakedriver import FakeDriver
+from tests.support.hosting import (
+    HostedConfig,
+    Session,
+    client,
+    dead,
+    driver_children,
+    gone,
+    hosted_pid,
+    views,
+)
 from tests.support.realnut import NutConfig
 
 NUT = tuple(int(x) for x in realnut.nut_version().split(".") if x.isdigit())
@@ -107,7 +117,12 @@ def test_private_ups_conf_keeps_the_users_keys_only() -> None:
     text = locate.ups_conf_text("ups1", config)
     assert text.splitlines()[2:] == [
         "[ups1]", '\tdriver = "apcsmart"', '\tport = "/dev/tty \\"S0\\" \\#1 \\\\"',
-        '\tpollinterval = "5"', "\tnolock", '\tdesc = "a b"']
+        '\tpollinterval = "5"', "\tnolock", '\tdesc = "a b"',
+        # the bridge is the socket's only reader: a driver that writes without blocking hangs up
+        # on it when it falls behind a big dump (driver-socket.md §5), so unless the user chose
+        '\tsynchronous = "yes"']
+    assert locate.ups_conf_text("ups1", {**config, "synchronous": "no"}).splitlines()[-1] == (
+        '\tsynchronous = "no"')
     # NUT's parser (the bridge's follows it) reads the same values back
     words = [e.words for e in parse_text(text)]
     assert ("port", "=", '/dev/tty "S0" #1 \\') in words and ("nolock",) in words
@@ -510,17 +525,8 @@ def child_pid(drv: ext.HostedDriver) -> int:
     return proc.pid
 
 
-def dead(pid: int) -> bool:
-    """Gone, or a zombie (an orphan's reaping is its new parent's business)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
-def gone(pid: int) -> bool:
-    """No such process, not even a zombie: it was reaped."""
-    return not Path(f"/proc/{pid}").exists()
 
 
 async def test_hosted_driver_is_supervised(tmp_path: Path) -> None:
@@ -621,60 +627,16 @@ async def test_hosted_killpower(tmp_path: Path) -> None:
 # ---- nutbridge serve -----------------------------------------------------------------------------
 
 
-@dataclass
-class HostedConfig(NutConfig):
-    """A NutConfig whose ups.conf starts with global lines (``nutbridge_hosted = ...``)."""
-
-    globals_text: str = ""
-
-    def write(self) -> Path:
-        etc = super().write()
-        conf = etc / "ups.conf"
-        conf.write_text(self.globals_text + conf.read_text())
-        return etc
 
 
-def client(*argv: str) -> str:
-    """What a NUT client tool prints (stdout, then stderr without the SSL notice)."""
-    p = realnut.run_tool([realnut.require_client(argv[0]), *argv[1:]], env={"LANG": "C"})
-    return p.stdout.decode() + p.stderr.decode().replace("Init SSL without certificate database\n", "")
 
 
-_DRIVER_STATE = re.compile(r"^driver\.state: .*$", re.M)
 
 
-def views(port: int, ups: str) -> str:
-    """upsc, upsrw and upscmd -l of one UPS (2.8.5's driver.state flips: masked)."""
-    target = f"{ups}@127.0.0.1:{port}"
-    out = "\n".join([client("upsc", target), client("upsrw", target), client("upscmd", "-l", target)])
-    return _DRIVER_STATE.sub("driver.state: <state>", out)
 
 
-class Session:
-    """One NUT network session, a request and its answer line at a time."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
-
-    def ask(self, line: str) -> str:
-        self.sock.sendall(line.encode() + b"\n")
-        return self.file.readline().decode().rstrip("\n")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
-def driver_children(parent: int) -> dict[int, list[str]]:
-    """pid -> argv of ``parent``'s children."""
-    out: dict[int, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                argv = (stat.parent / "cmdline").read_bytes().decode().split("\0")
-                out[int(stat.parent.name)] = argv
-    return out
 
 
 def private_dir(pid: int) -> Path:
@@ -684,10 +646,6 @@ def private_dir(pid: int) -> Path:
     return Path(env["NUT_STATEPATH"])
 
 
-def hosted_pid(parent: int, ups: str) -> int:
-    pids = [p for p, argv in driver_children(parent).items() if argv[1:3] == ["-a", ups]]
-    assert len(pids) == 1, driver_children(parent)
-    return pids[0]
 
 
 @dataclass
@@ -1006,3 +964,25 @@ def test_no_driver_outlives_the_bridge(tmp_path: Path) -> None:
     with realnut.BridgeProcess.start(cfg):
         realnut.wait_ready_ups(cfg.port, ["dm"])
         assert not private.exists()
+
+
+@pytest.mark.interop
+def test_serve_reconnects_to_a_driver_that_hung_up(tmp_path: Path) -> None:
+    """A C driver drops a connection whose reader fell behind; the bridge connects again to the
+    same process, as upsd does, instead of restarting it (which would loop: the new driver
+    hangs up the same way)."""
+    realnut.require_daemon("dummy-ups")
+    seq = tmp_path / "big.seq"
+    lines = [line for s in range(2) for line in [*(f"x.var{i}: {s}{i}" for i in range(600)), "TIMER 0.2"]]
+    seq.write_text("ups.status: OL\n" + "\n".join(lines) + "\n")
+    cfg = HostedConfig(tmp_path / "nut", globals_text="nutbridge_hosted = big\n")
+    cfg.add_ups("big", driver="dummy-ups", port=str(seq), pollinterval="1")
+    with realnut.BridgeProcess.start(cfg) as br:
+        realnut.wait_ready_ups(cfg.port, ["big"], timeout=30)
+        pid = hosted_pid(br.proc.pid, "big")
+        os.kill(br.proc.pid, signal.SIGSTOP)  # the bridge falls behind
+        time.sleep(3)
+        os.kill(br.proc.pid, signal.SIGCONT)
+        time.sleep(3)
+        realnut.wait_ready_ups(cfg.port, ["big"], timeout=15)
+        assert hosted_pid(br.proc.pid, "big") == pid, br.log()[-3000:]

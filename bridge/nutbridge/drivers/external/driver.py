@@ -73,6 +73,7 @@ PROBATION = 10.0
 PENALTY_MAX = 60.0
 # hosted drivers
 STOP_TIMEOUT = 5.0  # SIGTERM -> SIGKILL
+REATTACH_MAX = 3  # hang-ups in a row of a running driver before it is restarted
 KILLPOWER_TIMEOUT = 120.0
 OUTPUT_LINE_MAX = 1024
 OUTPUT_BURST, OUTPUT_RATE = 50, 1.0  # driver output lines logged: burst, then per second
@@ -84,6 +85,12 @@ _NOISE = ("upsnotify:",)
 
 class Misbehaviour(DeviceError):
     """The driver broke the bounds a real one keeps (flood, too much state, not reading)."""
+
+
+class HungUp(DeviceError):
+    """The driver closed our connection. A NUT driver does when a write to it fails: in its
+    default ``synchronous = auto`` mode on EAGAIN (its reader fell behind, e.g. during a big
+    dump or broadcast), after which it serves the next connection synchronously."""
 
 
 class AttachedDriver(Driver):
@@ -248,11 +255,13 @@ class AttachedDriver(Driver):
             data: bytes | None = await asyncio.wait_for(reader.read(CHUNK), max(timeout, 0.0))
         except TimeoutError:
             data = None
+        except ConnectionResetError:  # closed with our requests unread: hung up all the same
+            data = b""
         now = time.monotonic()
         if data is not None:
             if not data:
                 self._gone()
-                raise DeviceError("the driver closed its socket")
+                raise HungUp("the driver closed its socket")
             self._receive(data, now)
             await asyncio.sleep(0)  # a flooding driver must not starve the other UPSes
         self._keepalive(now)
@@ -377,6 +386,10 @@ class HostedDriver(AttachedDriver):
         self._lock: asyncio.Lock | None = None
         self._killing = False  # killpower runs: no restart
         self._expected_exit = False
+        # hang-ups in a row by a driver that kept running: reconnected to, as upsd does, up to
+        # REATTACH_MAX times before it is restarted
+        self._hangups = 0
+        self._reattach = False
 
     def _socket_path(self) -> str:
         # the real directory is made at each start; check now that its kind of name fits
@@ -394,8 +407,18 @@ class HostedDriver(AttachedDriver):
 
     # ---- life cycle ---------------------------------------------------------------------
     async def connect(self) -> None:
-        """Start the driver and connect to its socket once it is there."""
+        """Start the driver and connect to its socket once it is there; connect again to a
+        driver that hung up on us but runs on (see :class:`HungUp`)."""
         await self._penalty()
+        proc = self._proc
+        if self._reattach and proc is not None and proc.returncode is None:
+            self._reattach = False
+            try:
+                await self._open()
+                return
+            except DeviceError:
+                pass  # it was on its way out after all: start it afresh
+        self._reattach = False
         await self._stop_process()
         proc = await self._spawn(kill=False)
         deadline = time.monotonic() + locate.start_timeout(self.config)
@@ -418,10 +441,27 @@ class HostedDriver(AttachedDriver):
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        """Drop the connection and stop the driver: a connection lost while it runs means it
-        misbehaved (closed us, flooded, hung); the next :meth:`connect` starts it afresh."""
+        """Drop the connection and stop the driver, unless it hung up on us and runs on (then
+        the next :meth:`connect` connects again, as upsd does, at most :data:`REATTACH_MAX`
+        times in a row); a driver that flooded, hung or exited is started afresh."""
         await super().close()
-        await self._stop_process()
+        if not self._reattach or self._stopping:
+            self._reattach = False
+            await self._stop_process()
+
+    async def update(self) -> None:
+        await super().update()
+        self._hangups = 0  # fresh again: the connection works
+
+    async def _read_some(self, timeout: float) -> None:
+        try:
+            await super()._read_some(timeout)
+        except HungUp:
+            proc = self._proc
+            self._hangups += 1
+            self._reattach = (proc is not None and proc.returncode is None
+                              and self._hangups <= REATTACH_MAX)
+            raise
 
     async def _spawn(self, kill: bool, extra: tuple[str, ...] = ()) -> asyncio.subprocess.Process:
         async with self._proc_lock():

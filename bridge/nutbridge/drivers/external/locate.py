@@ -99,6 +99,8 @@ def ups_conf_text(ups: str, config: Mapping[str, str]) -> str:
             lines.append(f"\t{key} = {quote(options.pop(key))}")
     for key, value in options.items():
         lines.append(f"\t{key}" if key in flags else f"\t{key} = {quote(value)}")
+    if "synchronous" not in options:
+        lines.append('\tsynchronous = "yes"')
     return "\n".join(lines) + "\n"
 
 
