@@ -69,7 +69,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
-from benchmarks.sections import code_version, write_section  # noqa: E402
+from benchmarks.sections import code_version, median_max, write_section  # noqa: E402
 from tests.support import realnut  # noqa: E402
 
 from nutbridge.client import push  # noqa: E402
@@ -723,15 +723,7 @@ def _mib(kib: int) -> str:
 
 
 def _median_max(values: list[float | None], never: str) -> str:
-    nums = [v for v in values if v is not None]
-    if not values:
-        return "—"
-    if not nums:
-        return never
-    text = _s(statistics.median(nums)) + ("" if len(nums) == 1 else f" (max {_s(max(nums))})")
-    if len(nums) < len(values):
-        text += f"; {never} in {len(values) - len(nums)} of {len(values)}"
-    return text
+    return median_max(values, never, _s)
 
 
 def _fill(text: str) -> str:

@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
-from benchmarks.sections import code_version, write_section  # noqa: E402
+from benchmarks.sections import code_version, median_max, publish  # noqa: E402
 from tests.support import powerman, realnut, snmpsim  # noqa: E402
 
 SECTION = "## Network drivers: agent / daemon restart"
@@ -279,15 +279,7 @@ def _median(values: list[float | None]) -> float | None:
 
 
 def _cell(values: list[float | None], never: str) -> str:
-    nums = [v for v in values if v is not None]
-    if not values:
-        return "—"
-    if not nums:
-        return never
-    text = _s(statistics.median(nums)) + ("" if len(nums) == 1 else f" (max {_s(max(nums))})")
-    if len(nums) < len(values):
-        text += f"; {never} in {len(values) - len(nums)} of {len(values)}"
-    return text
+    return median_max(values, never, _s)
 
 
 def report(rows: list[Row], runs: int, down: float, argv: list[str], started: datetime.datetime,
@@ -415,9 +407,7 @@ def main() -> int:
                 rows.append(run_row(kind, make, runs, a.down, Path(tmp) / f"{i}-{kind}"))
     argv = [os.path.relpath(sys.executable, REPO), "benchmarks/network_recovery.py", *sys.argv[1:]]
     text = report(rows, runs, a.down, argv, started, time.monotonic() - t0, a.quick, c_note)
-    print(text)
-    write_section(a.out, SECTION, text)
-    print(f"[{time.monotonic() - t0:5.0f} s] wrote the network section of {a.out}")
+    publish(a.out, SECTION, text, t0, "network")
     return 0
 
 

@@ -4,7 +4,10 @@ each other benchmark replaces only its own ``## ...`` section below it."""
 from __future__ import annotations
 
 import signal
+import statistics
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,3 +55,24 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10) ->
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def median_max(values: list[float | None], never: str, fmt: Callable[[float], str]) -> str:
+    """A table cell: the median of the runs that got a value (and their max), ``fmt``-ed;
+    ``never`` when none did, and how many did not when only some did; "—" without runs."""
+    nums = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    if not nums:
+        return never
+    text = fmt(statistics.median(nums)) + ("" if len(nums) == 1 else f" (max {fmt(max(nums))})")
+    if len(nums) < len(values):
+        text += f"; {never} in {len(values) - len(nums)} of {len(values)}"
+    return text
+
+
+def publish(path: Path, section: str, text: str, t0: float, what: str) -> None:
+    """Print the report ``text``, write it as ``section`` of ``path`` and say so (seconds since ``t0``)."""
+    print(text)
+    write_section(path, section, text)
+    print(f"[{time.monotonic() - t0:5.0f} s] wrote the {what} section of {path}")

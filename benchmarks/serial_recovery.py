@@ -41,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
-from benchmarks.sections import write_section  # noqa: E402
+from benchmarks.sections import publish  # noqa: E402
 from tests.support import realnut, serialsim  # noqa: E402
 
 from nutbridge.drivers.serial import SerialLink  # noqa: E402
@@ -282,9 +282,7 @@ def main() -> int:
                 rows.append((kind, sc, run_scenario(kind, sc, repeats, Path(tmp) / f"{i}-{kind}")))
         reopen = reopen_benchmark(Path(tmp), 20)
     text = report(rows, reopen, repeats, started, sys.argv)
-    print(text)
-    write_section(a.out, SECTION, text)
-    print(f"[{time.monotonic() - t0:5.0f} s] wrote the serial section of {a.out}")
+    publish(a.out, SECTION, text, t0, "serial")
     return 0
 
 

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nutbridge.drivers.base import Status
+from nutbridge.drivers.base import CORE_CMDS, Status
 from nutbridge.drivers.usbhid import driver as usbhid
 from nutbridge.drivers.usbhid.descriptor import ReportDescriptor, parse
 from nutbridge.drivers.usbhid.driver import UsbHid
@@ -159,13 +159,16 @@ class Bench:
         return {v.name: v.value for v in drv.device.variables() if not v.name.startswith("driver.")}
 
     def commands(self) -> list[str]:
-        return sorted(self._driver().device.commands())
+        """The subdriver's commands (without what NUT 2.8.5's driver core adds to every driver,
+        which the 2.8.5 profile publishes and the dumps, recorded with older NUT, lack)."""
+        return sorted(c for c in self._driver().device.commands() if c not in CORE_CMDS)
 
     def writable(self) -> dict[str, str]:
-        """RW variables and their type words (``STRING:8``, ``NUMBER``, ``ENUM``...)."""
+        """RW variables and their type words (``STRING:8``, ``NUMBER``, ``ENUM``...); the driver
+        core's own ``driver.*`` settings left out, as :meth:`commands` does."""
         out = {}
         for v in self._driver().device.variables():
-            if v.rw:
+            if v.rw and not v.name.startswith("driver."):
                 out[v.name] = " ".join(w for w in v.type_words() if w != "RW")
         return out
 

@@ -34,9 +34,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -126,29 +126,7 @@ def same(get: Callable[[], dict[str, object]], tries: int = 5) -> dict[str, obje
     return answers
 
 
-SENTINEL = "GET VAR end.of.script server.version"
-_SENTINEL_ANSWER = b"VAR end.of.script server.version "
-
-
-def converse(port: int, lines: list[str], timeout: float = 20.0) -> bytes:
-    """Pipeline ``lines`` on one connection; everything answered before the answer to a last
-    request that both servers answer alike (``server.version`` of any UPS name)."""
-    payload = "".join(f"{ln}\n" for ln in [*lines, SENTINEL]).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        t = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
-        t.start()
-        buf = b""
-        while True:
-            data = s.recv(1 << 16)
-            if not data:
-                break
-            buf += data
-            i = buf.rfind(_SENTINEL_ANSWER)
-            if i >= 0 and buf.endswith(b"\n") and (i == 0 or buf[i - 1 : i] == b"\n"):
-                buf = buf[:i]
-                break
-        t.join(5)
-    return buf
+converse = partial(realnut.converse, timeout=20.0)
 
 
 def ups_script(ups: str, listing: bytes) -> list[str]:

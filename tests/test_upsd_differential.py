@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pytest
 
 from nutbridge.server.core import NUT_COMPAT
 from tests.support import realnut
-from tests.support.realnut import NutConfig
+from tests.support.realnut import NutConfig, converse
 
 DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddl"
 BATCH = 64
@@ -46,31 +45,6 @@ def _strip_meta(src: Path, dst: Path) -> None:
     lines = [ln for ln in src.read_text(errors="replace").splitlines()
              if not re.match(r"\s*#(RW|CMD):", ln)]
     dst.write_text("\n".join(lines) + "\n")
-
-
-SENTINEL = "GET VAR end.of.script server.version"
-_SENTINEL_ANSWER = b"VAR end.of.script server.version "
-
-
-def converse(port: int, lines: list[str], timeout: float = 30.0) -> bytes:
-    """Pipeline all lines on one connection (sender thread); read up to the
-    answer of a final sentinel request, which both servers answer alike."""
-    payload = "".join(ln + "\n" for ln in lines).encode() + SENTINEL.encode() + b"\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        t = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
-        t.start()
-        buf = b""
-        while True:
-            data = s.recv(1 << 16)
-            if not data:
-                break
-            buf += data
-            i = buf.rfind(_SENTINEL_ANSWER)
-            if i >= 0 and buf.endswith(b"\n") and (i == 0 or buf[i - 1 : i] == b"\n"):
-                buf = buf[:i]
-                break
-        t.join(5)
-    return buf
 
 
 def wait_ready(port: int, names: list[str], timeout: float = 60.0) -> None:

@@ -16,7 +16,6 @@ driver sockets (ours or a C driver's) as upsd or upsdrvctl would.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -56,7 +55,7 @@ def install_links(driverpath: Path, names: Iterable[str]) -> Path:
     return driverpath
 
 
-class DriverProcess:
+class DriverProcess(realnut.ChildProcess):
     """One ``nutbridge driver`` process in the foreground (see the module docstring)."""
 
     def __init__(self, cfg: NutConfig, ups: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -91,25 +90,6 @@ class DriverProcess:
     @property
     def socket(self) -> Path:
         return socket_path(self.cfg, self.ups)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def __enter__(self) -> DriverProcess:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         rc = self.stop()

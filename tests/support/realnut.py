@@ -29,13 +29,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import NoReturn, Self
 
 import pytest
 
@@ -171,6 +172,31 @@ def ask_line(port: int, request: bytes, host: str = "127.0.0.1", timeout: float 
                 break
             buf += chunk
         return buf
+
+
+SENTINEL = "GET VAR end.of.script server.version"
+_SENTINEL_ANSWER = b"VAR end.of.script server.version "
+
+
+def converse(port: int, lines: list[str], timeout: float = 30.0) -> bytes:
+    """Pipeline ``lines`` on one connection (a sender thread); everything answered before the
+    answer to a last request that both upsds answer alike (``server.version`` of any UPS name)."""
+    payload = "".join(f"{ln}\n" for ln in [*lines, SENTINEL]).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        t = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
+        t.start()
+        buf = b""
+        while True:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            buf += data
+            i = buf.rfind(_SENTINEL_ANSWER)
+            if i >= 0 and buf.endswith(b"\n") and (i == 0 or buf[i - 1 : i] == b"\n"):
+                buf = buf[:i]
+                break
+        t.join(5)
+    return buf
 
 
 def _read_quiet(s: socket.socket, quiet: float = 0.15, first: float = 3.0) -> bytes:
@@ -345,7 +371,33 @@ def run_tool(argv: list[str], env: Mapping[str, str] | None = None, input: bytes
 REPO = Path(__file__).resolve().parents[2]
 
 
-class BridgeProcess:
+class ChildProcess:
+    """A child process writing to ``log_path``; :meth:`stop` is SIGTERM, then SIGKILL after 10 s."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> Self:
+        return self
+
+
+class BridgeProcess(ChildProcess):
     """``python -m nutbridge serve`` on a NutConfig, as a context manager."""
 
     def __init__(self, cfg: NutConfig, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -371,25 +423,6 @@ class BridgeProcess:
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"bridge did not start:\n{self.log()}") from None
-        return self
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def __enter__(self) -> BridgeProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -60,6 +60,7 @@ from ..protocol import sock
 from ..protocol.wire import MAX_VALUE
 from ..ratelog import RateLimitedLog
 from ..state import Device, DriverState, Variable
+from .turns import RoundRobin, WasteBudget, set_reading
 
 log = logging.getLogger("nutbridge.sockserver")
 peer_log = RateLimitedLog(log)
@@ -247,8 +248,7 @@ class SockServer:
         self._unsubscribe: Callable[[], None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._busy: deque[Connection] = deque()
-        self._pass_pending = False
+        self._turns: RoundRobin[Connection] = RoundRobin(PASS_SECONDS)
         self._steady = 0  # > 0: availability changes are not announced (steady())
         self.closing = False
 
@@ -305,7 +305,7 @@ class SockServer:
             _, late = await asyncio.wait(pending, timeout=CLOSE_GRACE)
             for t in late:
                 t.cancel()
-        self._busy.clear()
+        self._turns.clear()
         conns = list(self.connections)
         for c in conns:
             c.close()
@@ -380,25 +380,7 @@ class SockServer:
     # ---- fair turns ------------------------------------------------------------------------------
     def queue(self, conn: Connection) -> None:
         """Give ``conn`` a turn in the shared round robin; its socket is not read meanwhile."""
-        conn.queued = True
-        conn.set_reading(False)
-        self._busy.append(conn)
-        if not self._pass_pending:
-            self._pass_pending = True
-            asyncio.get_running_loop().call_soon(self._pass)
-
-    def _pass(self) -> None:
-        self._pass_pending = False
-        deadline = time.perf_counter() + PASS_SECONDS
-        while self._busy:
-            conn = self._busy.popleft()
-            conn.queued = False
-            conn.turn()
-            if time.perf_counter() > deadline:
-                break
-        if self._busy and not self._pass_pending:
-            self._pass_pending = True
-            asyncio.get_running_loop().call_soon(self._pass)
+        self._turns.queue(conn)
 
 
 _WASTE = (sock.ParseError, sock.Unknown, sock.Malformed)
@@ -423,8 +405,7 @@ class Connection(asyncio.Protocol):
         self._reading = True
         self._done = False  # LOGOUT answered or dropped: nothing more is handled
         self._eof = False  # the peer will send nothing more: close once its requests are done
-        self._waste = float(WASTE_BURST)
-        self._waste_at = time.monotonic()
+        self._waste = WasteBudget(WASTE_BURST, WASTE_RATE)
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -514,14 +495,7 @@ class Connection(asyncio.Protocol):
 
     # ---- input -----------------------------------------------------------------------------------
     def set_reading(self, on: bool) -> None:
-        t = self.transport
-        if on == self._reading or t is None or t.is_closing():
-            return
-        self._reading = on
-        if on:
-            t.resume_reading()
-        else:
-            t.pause_reading()
+        self._reading = set_reading(self.transport, self._reading, on)
 
     def resume(self) -> None:
         """Carry on after a pause (answers read, a handler done)."""
@@ -569,10 +543,7 @@ class Connection(asyncio.Protocol):
             self._close_if_finished()
 
     def _spend(self, nbytes: int) -> bool:
-        now = time.monotonic()
-        self._waste = min(float(WASTE_BURST), self._waste + (now - self._waste_at) * WASTE_RATE) - nbytes
-        self._waste_at = now
-        if self._waste >= 0:
+        if self._waste.spend(nbytes):
             return True
         peer_log.log(logging.WARNING, self.peer, "flood", "UPS [%s]: disconnecting %s from the "
                      "driver socket: it kept sending what a driver refuses",

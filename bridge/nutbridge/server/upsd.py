@@ -29,7 +29,6 @@ import os
 import socket
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -38,6 +37,7 @@ from ..protocol.tokenizer import ParseError, Tokenizer
 from ..ratelog import RateLimitedLog
 from ..state import Device
 from .core import ANSWER_CACHE_MAX, Core, Session
+from .turns import RoundRobin, WasteBudget, set_reading
 
 log = logging.getLogger("nutbridge.upsd")
 peer_log = RateLimitedLog(log)
@@ -77,8 +77,8 @@ class ListenError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "_reading", "_scheduled", "_unsubs",
-                 "_waste", "_waste_at", "last", "server", "session", "tok", "transport")
+    __slots__ = ("_busy", "_early", "_inbuf", "_inpos", "_paused", "_reading", "_unsubs", "_waste",
+                 "last", "queued", "server", "session", "tok", "transport")
 
     def __init__(self, server: Upsd) -> None:
         self.server = server
@@ -91,10 +91,9 @@ class Connection(asyncio.Protocol):
         self._early = b""  # decrypted data that arrived before start_tls() returned
         self._inbuf = b""  # received, not yet handled (waiting for its next turn)
         self._inpos = 0
-        self._scheduled = False  # a turn is queued with call_soon
+        self.queued = False  # waiting for a turn in the server's round robin
         self._reading = True
-        self._waste = float(WASTE_BURST)  # what is left of the waste budget
-        self._waste_at = self.last
+        self._waste = WasteBudget(WASTE_BURST, WASTE_RATE, self.last)
         self._unsubs: list[Callable[[], None]] = []  # push subscriptions
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -138,7 +137,7 @@ class Connection(asyncio.Protocol):
         if self.session is None or self.transport is None:
             return
         self.last = now = time.monotonic()
-        if not self._scheduled and not self._paused and self._inpos >= len(self._inbuf):
+        if not self.queued and not self._paused and self._inpos >= len(self._inbuf):
             # A lone repeated GET VAR line: its answer from the cache (Core.answers).
             hit = self.server.core.answers.get(data)
             if hit is not None and hit[2] == hit[1].generation and now <= hit[3] and not self.tok.pending:
@@ -151,16 +150,16 @@ class Connection(asyncio.Protocol):
         else:
             self._inbuf = data
         self._inpos = 0
-        if self._scheduled or self._paused:
+        if self.queued or self._paused:
             return
         if len(self._inbuf) <= LIGHT_BYTES:
-            self._turn()
+            self.turn()
         else:
             self.server.queue(self)
 
-    def _turn(self) -> None:
+    def turn(self) -> None:
         """Answer up to one slice of the buffered requests, then yield the loop."""
-        self._scheduled = False
+        self.queued = False
         s, t = self.session, self.transport
         if s is None or t is None or t.is_closing():
             return
@@ -238,30 +237,20 @@ class Connection(asyncio.Protocol):
         if s.start_tls:
             s.start_tls = False
             self._busy = True
-            self._set_reading(True)  # the handshake needs the socket read
+            self.set_reading(True)  # the handshake needs the socket read
             asyncio.get_running_loop().create_task(self._upgrade())
             return
         if self._inpos < len(self._inbuf) and not self._paused and not t.is_closing():
             self.server.queue(self)  # more to do: in the shared queue
         else:
-            self._set_reading(not self._paused and self._inpos >= len(self._inbuf))
+            self.set_reading(not self._paused and self._inpos >= len(self._inbuf))
 
-    def _set_reading(self, on: bool) -> None:
-        t = self.transport
-        if on == self._reading or t is None or t.is_closing():
-            return
-        self._reading = on
-        if on:
-            t.resume_reading()
-        else:
-            t.pause_reading()
+    def set_reading(self, on: bool) -> None:
+        self._reading = set_reading(self.transport, self._reading, on)
 
     def _spend(self, nbytes: int) -> bool:
         """Draw on the waste budget; False (and the connection dropped) when it is gone."""
-        now = time.monotonic()
-        self._waste = min(float(WASTE_BURST), self._waste + (now - self._waste_at) * WASTE_RATE) - nbytes
-        self._waste_at = now
-        if self._waste >= 0:
+        if self._waste.spend(nbytes):
             return True
         self._flooded("with input upsd refuses")
         return False
@@ -303,18 +292,18 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.transport is not None and not self._paused:
             self._paused = True
-            self._set_reading(False)
+            self.set_reading(False)
 
     def resume_writing(self) -> None:
         if self.transport is None or not self._paused:
             return
         self._paused = False
-        if self._scheduled:
+        if self.queued:
             return
         if self._inpos < len(self._inbuf):
             self.server.queue(self)
         else:
-            self._set_reading(True)
+            self.set_reading(True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for unsub in self._unsubs:
@@ -361,37 +350,16 @@ class Upsd:
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: list[tuple[str, int]] = []
         self._sweeper: asyncio.Task[None] | None = None
-        self.heavy: deque[Connection] = deque()  # connections with work left, round robin
+        self.heavy: RoundRobin[Connection] = RoundRobin(HEAVY_SECONDS)  # connections with work left
         # GET VAR answers by request words, for lines that come several to a read (the
         # lone-line cache, Core.answers, is keyed by bytes before tokenizing). A hit is
         # checked like Core.answers' and also that the UPS name still maps to the device
         # (a reload may have removed it).
         self.answers_by_words: dict[tuple[str, ...], tuple[str, Device, int, float]] = {}
-        self._heavy_pending = False
 
     def queue(self, conn: Connection) -> None:
         """Give ``conn`` turns from the shared queue; its socket is not read meanwhile."""
-        conn._scheduled = True
-        conn._set_reading(False)
-        self.heavy.append(conn)
-        if not self._heavy_pending:
-            self._heavy_pending = True
-            asyncio.get_running_loop().call_soon(self._run_heavy)
-
-    def _run_heavy(self) -> None:
-        """One pass's share of the queue: turns, round robin, for HEAVY_SECONDS."""
-        self._heavy_pending = False
-        q = self.heavy
-        deadline = time.perf_counter() + HEAVY_SECONDS
-        while q:
-            conn = q.popleft()
-            conn._scheduled = False
-            conn._turn()  # re-queues itself while it has work left
-            if time.perf_counter() > deadline:
-                break
-        if q and not self._heavy_pending:
-            self._heavy_pending = True
-            asyncio.get_running_loop().call_soon(self._run_heavy)
+        self.heavy.queue(conn)
 
     def _factory(self) -> Callable[[], Connection]:
         return lambda: Connection(self)

@@ -35,9 +35,8 @@ replies and commands on the :mod:`.model` physics, the same as on a pty) or
 :class:`ReplayedUPS` (fixed replies, e.g. :func:`dump_replies` from a DDL dump). What
 reached the UPS is in :attr:`FakeQxDevice.received`.
 
-Devices with an interrupt OUT endpoint need :class:`FakeQxBackend` (a
-:class:`~nutbridge.simulation.fakeusb.FakeBackend` that also knows several endpoints and
-interrupt writes); the others run on either backend.
+All of them run on :class:`~nutbridge.simulation.fakeusb.FakeBackend` (it asks a device for
+its endpoints and forwards interrupt writes); :data:`FakeQxBackend` is another name for it.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .fakeusb import LIBUSB_ERROR_PIPE, FakeBackend, FakeHidDevice, usb_error
+from .fakeusb import LIBUSB_ERROR_PIPE, FakeBackend, FakeHidDevice, _EndpointDescriptor, usb_error
 from .megatec import MegatecSimulator
 from .model import Params, SimUPS
 
@@ -138,21 +137,6 @@ def _string_descriptor(text: bytes) -> bytes:
     return bytes([2 + len(raw), 3]) + raw
 
 
-@dataclass
-class _Endpoint:
-    """An endpoint descriptor as pyusb reads it (attribute bag)."""
-
-    bEndpointAddress: int
-    wMaxPacketSize: int
-    bLength: int = 7
-    bDescriptorType: int = 5
-    bmAttributes: int = 3  # interrupt
-    bInterval: int = 10
-    bRefresh: int = 0
-    bSynchAddress: int = 0
-    extra_descriptors: list[int] = field(default_factory=list)
-
-
 class FakeQxDevice(FakeHidDevice):
     """A Megatec UPS behind a USB bridge; subclasses frame the bytes.
 
@@ -196,28 +180,11 @@ class FakeQxDevice(FakeHidDevice):
             self.push_interrupt(reply[i:i + size].ljust(size, b"\0"))
 
     # ---- USB: endpoints beyond fakeusb's single interrupt IN
-    def endpoints(self) -> list[_Endpoint]:
-        eps = []
-        if self.ep_in is not None:
-            eps.append(_Endpoint(self.ep_in, self.packet_size))
+    def endpoints(self) -> list[_EndpointDescriptor]:
+        eps = super().endpoints()
         if self.ep_out is not None:
-            eps.append(_Endpoint(self.ep_out, self.out_packet_size))
+            eps.append(_EndpointDescriptor(self.ep_out, self.out_packet_size))
         return eps
-
-    def interface_descriptor(self) -> Any:
-        d = super().interface_descriptor()
-        d.bNumEndpoints = len(self.endpoints())
-        return d
-
-    def _config_bytes(self) -> bytes:
-        eps = self.endpoints()
-        intf = bytes([9, 4, self.interface, 0, len(eps), self.interface_class, 0, 0, 0])
-        body = intf + self.hid_descriptor()
-        for ep in eps:
-            body += bytes([7, 5, ep.bEndpointAddress, 3, ep.wMaxPacketSize & 0xFF,
-                           ep.wMaxPacketSize >> 8, 10])
-        total = 9 + len(body)
-        return bytes([9, 2, total & 0xFF, total >> 8, 1, 1, 0, 0xA0, 50]) + body
 
     def interrupt_out(self, handle: Any, ep: int, data: bytes, timeout: int) -> int:
         with self._cond:
@@ -460,26 +427,8 @@ class AblerexDevice(FakeQxDevice):
         return True
 
 
-class FakeQxBackend(FakeBackend):
-    """:class:`FakeBackend` plus what some bridges need: more than one endpoint and
-    interrupt OUT transfers. Holds HID UPSes and bridges alike."""
-
-    def get_endpoint_descriptor(self, dev: Any, ep: int, intf: int, alt: int,
-                                config: int) -> Any:
-        d = dev.device
-        if not isinstance(d, FakeQxDevice):
-            return super().get_endpoint_descriptor(dev, ep, intf, alt, config)
-        eps = d.endpoints()
-        if not 0 <= ep < len(eps) or intf != 0 or alt != 0 or config != 0:
-            raise IndexError(f"Invalid endpoint index {ep}")
-        return eps[ep]
-
-    def intr_write(self, dev_handle: Any, ep: int, intf: int, data: array.array[int],
-                   timeout: int) -> int:
-        d = dev_handle.device
-        if not isinstance(d, FakeQxDevice):
-            raise usb_error(LIBUSB_ERROR_PIPE)
-        return d.interrupt_out(dev_handle, ep, bytes(data), timeout)
+#: Another name for :class:`FakeBackend`, which serves HID UPSes and bridges alike.
+FakeQxBackend = FakeBackend
 
 
 __all__ = [

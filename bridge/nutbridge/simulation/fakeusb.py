@@ -290,18 +290,23 @@ class FakeHidDevice:
                       self.product_id & 0xFF, self.product_id >> 8, self.release & 0xFF, self.release >> 8,
                       d.iManufacturer, d.iProduct, d.iSerialNumber, 1])
 
+    def endpoints(self) -> list[_EndpointDescriptor]:
+        """The interface's endpoints in order: the interrupt IN, if any (subclasses add more)."""
+        return [] if self.ep_in is None else [_EndpointDescriptor(self.ep_in, self.packet_size)]
+
     def interface_descriptor(self) -> _InterfaceDescriptor:
         return _InterfaceDescriptor(bInterfaceNumber=self.interface,
-                                    bNumEndpoints=1 if self.ep_in is not None else 0,
+                                    bNumEndpoints=len(self.endpoints()),
                                     bInterfaceClass=self.interface_class,
                                     extra_descriptors=list(self.hid_descriptor()))
 
     def _config_bytes(self) -> bytes:
-        n_ep = 1 if self.ep_in is not None else 0
-        intf = bytes([9, 4, self.interface, 0, n_ep, self.interface_class, 0, 0, 0])
+        eps = self.endpoints()
+        intf = bytes([9, 4, self.interface, 0, len(eps), self.interface_class, 0, 0, 0])
         body = intf + self.hid_descriptor()
-        if self.ep_in is not None:
-            body += bytes([7, 5, self.ep_in, 3, self.packet_size & 0xFF, self.packet_size >> 8, 10])
+        for ep in eps:
+            body += bytes([7, 5, ep.bEndpointAddress, 3, ep.wMaxPacketSize & 0xFF,
+                           ep.wMaxPacketSize >> 8, 10])
         total = 9 + len(body)
         return bytes([9, 2, total & 0xFF, total >> 8, 1, 1, 0, 0xA0, 50]) + body
 
@@ -392,6 +397,10 @@ class FakeHidDevice:
                     with self._cond:
                         self.features[idx] = data
                 return
+        raise usb_error(LIBUSB_ERROR_PIPE)
+
+    def interrupt_out(self, handle: _Handle, ep: int, data: bytes, timeout: int) -> int:
+        """An interrupt OUT transfer: a HID UPS has no such endpoint (subclasses may)."""
         raise usb_error(LIBUSB_ERROR_PIPE)
 
     def interrupt_in(self, handle: _Handle, ep: int, buff: array.array[int], timeout: int) -> int:
@@ -495,10 +504,10 @@ class FakeBackend(usb.backend.IBackend):  # type: ignore[misc]
 
     def get_endpoint_descriptor(self, dev: _DevRef, ep: int, intf: int, alt: int,
                                 config: int) -> _EndpointDescriptor:
-        d = dev.device
-        if d.ep_in is None or ep != 0 or intf != 0 or alt != 0 or config != 0:
+        eps = dev.device.endpoints()
+        if not 0 <= ep < len(eps) or intf != 0 or alt != 0 or config != 0:
             raise IndexError(f"Invalid endpoint index {ep}")
-        return _EndpointDescriptor(bEndpointAddress=d.ep_in, wMaxPacketSize=d.packet_size)
+        return eps[ep]
 
     # ---- handles
     def open_device(self, dev: _DevRef) -> _Handle:
@@ -538,6 +547,10 @@ class FakeBackend(usb.backend.IBackend):  # type: ignore[misc]
 
     def intr_read(self, dev_handle: _Handle, ep: int, intf: int, buff: array.array[int], timeout: int) -> int:
         return dev_handle.device.interrupt_in(dev_handle, ep, buff, timeout)
+
+    def intr_write(self, dev_handle: _Handle, ep: int, intf: int, data: array.array[int],
+                   timeout: int) -> int:
+        return dev_handle.device.interrupt_out(dev_handle, ep, bytes(data), timeout)
 
     def clear_halt(self, dev_handle: _Handle, ep: int) -> None:
         d = dev_handle.device
