@@ -45,9 +45,9 @@ from nutbridge.serve import Bridge, load_config
 from nutbridge.simulation import fakeqx
 from nutbridge.simulation.fakeusb import FakeHidDevice
 from nutbridge.simulation.megatec import MegatecSimulator
-from nutbridge.simulation.model import SimUPS
 from nutbridge.state import Device, DriverState
 from tests.support import realnut
+from tests.support.serialsim import OUTAGE
 
 REPO = Path(__file__).resolve().parent.parent
 DDL = REPO.parent / "shared" / "data" / "ddl"
@@ -393,17 +393,6 @@ async def test_matching_options_select_among_units() -> None:
 
 # ---- the Q1/F/I exchange, status, commands --------------------------------------------------
 
-def _mains_back(m: SimUPS) -> None:
-    m.set_mains(True)
-    m.charge = 60.0
-
-
-OUTAGE: list[tuple[str, Callable[[SimUPS], None]]] = [
-    ("OL", lambda m: None),
-    ("OB", lambda m: m.set_mains(False)),
-    ("OB LB", lambda m: setattr(m, "charge", 5.0)),
-    ("OL", _mains_back),
-]
 
 
 @param_specs

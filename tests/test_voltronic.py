@@ -35,6 +35,7 @@ from nutbridge.simulation.megatec import MegatecSimulator
 from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.state import Device
 from tests.support import realnut, serialsim
+from tests.support.serialsim import OUTAGE
 
 QGS = b"(234.9 50.0 229.8 50.0 000.0 014 369.1 ---.- 026.5 ---.- 018.8 010000000000\r"
 FUZZ = settings(deadline=None, derandomize=True, database=None, max_examples=400)
@@ -247,17 +248,6 @@ def test_config_checks() -> None:
 
 # ---- through the bridge and through NUT -------------------------------------------------------
 
-def _mains_back(m: SimUPS) -> None:
-    m.set_mains(True)
-    m.charge = 60.0
-
-
-OUTAGE: list[tuple[str, Callable[[SimUPS], None]]] = [
-    ("OL", lambda m: None),
-    ("OB", lambda m: m.set_mains(False)),
-    ("OB LB", lambda m: setattr(m, "charge", 5.0)),
-    ("OL", _mains_back),
-]
 ACTIONS: list[str] = [
     "INSTCMD ups beeper.toggle", "INSTCMD ups test.battery.start.quick",
     "INSTCMD ups test.battery.start.deep", "INSTCMD ups test.battery.start 180",

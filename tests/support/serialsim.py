@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from nutbridge.simulation.model import SimUPS
 from nutbridge.simulation.pty import PtyDevice
 
 from . import realnut
@@ -163,3 +164,18 @@ async def megatec_driver(sim: Any, **opts: str) -> AsyncIterator[Any]:
         yield drv
     finally:
         await drv.close()
+
+
+def _mains_back(m: SimUPS) -> None:
+    m.set_mains(True)
+    m.charge = 60.0
+
+
+#: an outage as the serial and USB Megatec tests walk it: the status each step must show, and
+#: what it does to the simulated UPS
+OUTAGE: list[tuple[str, Callable[[SimUPS], None]]] = [
+    ("OL", lambda m: None),
+    ("OB", lambda m: m.set_mains(False)),
+    ("OB LB", lambda m: setattr(m, "charge", 5.0)),
+    ("OL", _mains_back),
+]
