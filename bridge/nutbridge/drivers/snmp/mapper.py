@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..base import finite_number
 from .table import Cmd, Flag, Mib, Row, SnmpValue
 
 __all__ = [
@@ -130,10 +131,8 @@ def write_value(row: Row, text: str) -> int | str | None:
     if raw is None:
         return None
     if row.flags & Flag.STRING and row.lookup is None and row.asn1 == "i":
-        try:
-            return int(float(text))
-        except (ValueError, OverflowError):  # not a number, nan, inf
-            return None
+        value = finite_number(text)
+        return None if value is None else int(value)
     return raw
 
 
@@ -144,10 +143,8 @@ def command_value(spec: Cmd, param: str | None) -> int | str | None:
         return spec.value
     if not spec.param:
         return None
-    try:
-        return int(float(param or "0"))
-    except (ValueError, OverflowError):  # not a number, nan, inf: INVALID, not a crash
-        return None
+    value = finite_number(param or "0")  # not a number, nan, inf: INVALID, not a crash
+    return None if value is None else int(value)
 
 
 # ---- one device's expanded table ------------------------------------------------------------

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...base import finite_number
 from ..table import (
     DEFAULT_OFFDELAY,
     QUICK,
@@ -224,10 +225,8 @@ def _seconds(param: str | None, ctx: Ctx, current: Mapping[str, str], option: st
     variable, else the default (NUT's order); None when the chosen text is no number."""
     for text in (param, ctx.options.get(option), current.get(var)):
         if text is not None and text.strip():
-            try:
-                return int(float(text.strip()))
-            except (ValueError, OverflowError):  # not a number, nan, inf
-                return None
+            value = finite_number(text)
+            return None if value is None else int(value)
     return default
 
 
