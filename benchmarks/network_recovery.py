@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
-from benchmarks.sections import code_version, median_max, publish  # noqa: E402
+from benchmarks.sections import code_version, median_max, publish, until  # noqa: E402
 from tests.support import powerman, realnut, snmpsim  # noqa: E402
 
 SECTION = "## Network drivers: agent / daemon restart"
@@ -191,15 +191,6 @@ def ask(port: int, ups: str, var: str) -> tuple[bool, str]:
     return False, text or "connection closed"
 
 
-def until(cond: Callable[[], bool], timeout: float) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(POLL)
-    return None
-
-
 def served(port: int, fault: Fault, value: str) -> Callable[[], bool]:
     def check() -> bool:
         ok, got = ask(port, fault.ups, fault.var)
@@ -220,13 +211,13 @@ def one_outage(port: int, fault: Fault, i: int, down: float) -> Outcome:
 
     t0 = time.monotonic()
     fault.stop()
-    stale = until(not_var, down)
+    stale = until(not_var, down, POLL)
     new = fault.fresh(i)
     time.sleep(max(0.0, down - (time.monotonic() - t0)))
     t1 = time.monotonic()
     fault.start()
     ready = time.monotonic() - t1
-    back = until(served(port, fault, new), BACK_CAP - ready)
+    back = until(served(port, fault, new), BACK_CAP - ready, POLL)
     return Outcome(stale, first_err, ready, None if back is None else back + ready)
 
 
@@ -250,7 +241,7 @@ def run_row(kind: str, make: type[Fault], runs: int, down: float, root: Path) ->
         with server(kind, cfg) as port:
             for i in range(runs):
                 value = fault.before(i)
-                if until(served(port, fault, value), 30) is None:
+                if until(served(port, fault, value), 30, POLL) is None:
                     row.note = f"{fault.var} never {value!r} before the outage"
                     break
                 time.sleep(1.0)

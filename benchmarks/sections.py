@@ -76,3 +76,13 @@ def publish(path: Path, section: str, text: str, t0: float, what: str) -> None:
     print(text)
     write_section(path, section, text)
     print(f"[{time.monotonic() - t0:5.0f} s] wrote the {what} section of {path}")
+
+
+def until(cond: Callable[[], bool], timeout: float, poll: float) -> float | None:
+    """Seconds until ``cond()`` holds, asked every ``poll`` s; None if not within ``timeout``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(poll)
+    return None

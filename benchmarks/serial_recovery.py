@@ -32,7 +32,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
-from benchmarks.sections import publish  # noqa: E402
+from benchmarks.sections import publish, until  # noqa: E402
 from tests.support import realnut, serialsim  # noqa: E402
 
 from nutbridge.drivers.serial import SerialLink  # noqa: E402
@@ -97,15 +97,6 @@ def _status(port: int) -> str | None:
     return serialsim.get_var(port, "ups", "ups.status")
 
 
-def _until(cond: Callable[[], bool], timeout: float) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(POLL)
-    return None
-
-
 def _set_mains(sim: serialsim.SimThread[Any], on: bool) -> None:
     dev = sim.device
     model = dev.ups if isinstance(dev, ApcSmartSim) else dev.model
@@ -134,13 +125,13 @@ def _one(port: int, sim: serialsim.SimThread[Any], sc: Scenario, mains: bool
             if stale is None and _status(port) is None:
                 stale = time.monotonic() - t0
             time.sleep(POLL)
-        return stale, _until(is_fresh, sc.cap)
+        return stale, until(is_fresh, sc.cap, POLL)
     sim.call(dev.unplug if sc.fault == "unplug" else lambda: dev.silence(True))
     _set_mains(sim, mains)
-    stale = _until(lambda: _status(port) is None, sc.seconds)
+    stale = until(lambda: _status(port) is None, sc.seconds, POLL)
     time.sleep(max(0.0, sc.seconds - (time.monotonic() - t0)))
     sim.call(dev.replug if sc.fault == "unplug" else lambda: dev.silence(False))
-    return stale, _until(is_fresh, sc.cap)
+    return stale, until(is_fresh, sc.cap, POLL)
 
 
 def run_scenario(kind: str, sc: Scenario, repeats: int, root: Path) -> Result:
@@ -148,7 +139,7 @@ def run_scenario(kind: str, sc: Scenario, repeats: int, root: Path) -> Result:
     sim = _sim(sc.driver, root / "ttyUPS0").start()
     try:
         with _server(kind, sc.driver, sim.link, root / f"{kind}-{sc.driver}") as port:
-            if _until(lambda: _status(port) is not None, 30) is None:
+            if until(lambda: _status(port) is not None, 30, POLL) is None:
                 res.note = "no data at start"
                 return res
             for i in range(repeats):
