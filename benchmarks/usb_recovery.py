@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.sections import write_section  # noqa: E402
 from tests.support.hidbuild import pack_report  # noqa: E402
+from tests.support.realnut import free_port  # noqa: E402
 
 from nutbridge.drivers.usbhid import driver as usbhid  # noqa: E402
 from nutbridge.drivers.usbhid.descriptor import ReportDescriptor, parse  # noqa: E402
@@ -49,14 +50,6 @@ from nutbridge.simulation.usbdump import fake_device_from_dump, load_dump  # noq
 DUMP = REPO.parent / "shared" / "data" / "ddl" / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 SECTION = "## USB HID recovery"
 PS = "UPS.PowerSummary.PresentStatus"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Ups:

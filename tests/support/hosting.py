@@ -109,7 +109,11 @@ def side_by_side(c: NutConfig, b: NutConfig, names: list[str],
     same time; yields once every UPS in ``names`` answers on both. Stops both on exit (the
     bridge must exit 0 on SIGTERM)."""
     with realnut.c_upsd(c, wait_ready=False), realnut.BridgeProcess.start(b) as bridge:
-        realnut.wait_ready_many(c.port, names, timeout)
+        try:
+            realnut.wait_ready_many(c.port, names, timeout)
+        except TimeoutError as exc:
+            log = (c.run / "upsd.log").read_text(errors="replace")
+            raise AssertionError(f"{exc}; C upsd log:\n{log[-4000:]}") from None
         try:
             realnut.wait_ready_many(b.port, names, timeout)
         except TimeoutError as exc:

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from .realnut import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 VPC_DEV = Path("/etc/powerman/vpc.dev")
 
@@ -98,12 +100,6 @@ def nut_powerman_pdu() -> str | None:
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def expand(hostlist: str) -> list[str]:

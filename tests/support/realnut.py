@@ -133,8 +133,42 @@ def nut_version() -> str:
     return m.group(0) if m else ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def _port_slice() -> range:
+    """The ports this process hands out: below the kernel's ephemeral range, where no outgoing
+    connection can hold one (a port from ``bind(0)`` is in that range, and thousands of client
+    connections later an outgoing socket may own it just as a daemon tries to bind it), and
+    one slice per pytest-xdist worker so two workers never probe the same port."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    base, size = 10000, 1500
+    start = base + (index % 14) * size
+    if start + size > low:  # a kernel configured with a wide ephemeral range: fall back
+        return range(0)
+    return range(start, start + size)
+
+
+_next_port: dict[int, int] = {}
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A 127.0.0.1 port (TCP, or UDP with ``kind=socket.SOCK_DGRAM``) that nothing holds now,
+    from this process's :func:`_port_slice`, round robin, so a port is reused as late as
+    possible (probed without SO_REUSEADDR: a port still in TIME_WAIT is passed over too)."""
+    ports = _port_slice()
+    for _ in range(len(ports)):
+        i = _next_port.get(kind, os.getpid() % max(len(ports), 1))
+        _next_port[kind] = (i + 1) % len(ports)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", ports[i]))
+            except OSError:
+                continue
+            return ports[i]
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -482,5 +516,6 @@ def wait_ready_many(port: int, names: list[str], timeout: float = 60.0) -> None:
         pending = [n for i, n in enumerate(pending) if i >= len(answers) or not _ready(answers[i])]
         if pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"UPS not ready: {pending[:5]} ({len(pending)} in all)")
+                raise TimeoutError(f"UPS not ready: {pending[:5]} ({len(pending)} in all; "
+                                   f"the last answers began {answers[:3]})")
             time.sleep(0.2)

@@ -140,16 +140,7 @@ def read_recording(name: str) -> str:
 
 
 def free_udp_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return [realnut.free_port(socket.SOCK_DGRAM) for _ in range(count)]
 
 
 # --- a minimal SNMP v2c GET (BER) so readiness checks need neither pysnmp nor net-snmp tools
