@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -176,7 +177,7 @@ def _copy_sources(dest: Path) -> None:
 
 @pytest.mark.interop
 @pytest.mark.slow
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(300)
 def test_built_wheel_installs_and_serves(tmp_path: Path) -> None:
     upsc = realnut.require_client("upsc")
     for module in ("build", "twine", "venv", "ensurepip"):
@@ -209,7 +210,7 @@ def test_built_wheel_installs_and_serves(tmp_path: Path) -> None:
         assert pkg_info is not None
         assert f"\nName: {NAME}\n" in pkg_info.read().decode()
 
-    # A fresh venv: only the wheel and its dependencies (voluptuous), from the index pip is
+    # A fresh venv: only the wheel and its dependencies, from the index pip is
     # configured with; run from tmp_path so the working tree's package cannot be imported.
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", venv], timeout=60, env=env)
@@ -222,6 +223,9 @@ def test_built_wheel_installs_and_serves(tmp_path: Path) -> None:
     assert where[0] == version
     assert Path(where[1]).is_relative_to(venv), where[1]
     assert _run([exe, "--version"], timeout=30, env=env, cwd=tmp_path).stdout == f"nutbridge {version}\n"
+    # the wheel carries the systemd unit template, rendered for this venv's entry point
+    unit = _run([exe, "service", "print", "unit"], timeout=30, env=env, cwd=tmp_path).stdout
+    assert f"\nExecStart={exe} serve " in unit, unit
 
     # No configuration (NUT_CONFPATH unset): the embedded simulated UPS "sim".
     port = realnut.free_port()
@@ -247,3 +251,50 @@ def test_built_wheel_installs_and_serves(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    _serves_serial_and_usb_without_extras(exe, upsc, tmp_path, env)
+
+
+#: a recorded APC Back-UPS: replayed through pyusb's backend interface (the fake backend),
+#: so the wheel's usbhid-ups path runs with the pyusb the plain install brought
+USB_DUMP = "APC/APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
+
+
+def _serves_serial_and_usb_without_extras(exe: Path, upsc: str, tmp_path: Path,
+                                          env: dict[str, str]) -> None:
+    """The wheel installed without extras drives a serial UPS (Megatec on a pty, from the
+    wheel's own simulator) and a USB HID UPS (a recorded device) next to each other."""
+    dump = realnut.require_path(realnut.DDL_DIR / USB_DUMP, "the NUT DDL corpus")
+    link, conf, port = tmp_path / "ttyQX", tmp_path / "etc", realnut.free_port()
+    conf.mkdir()
+    (conf / "ups.conf").write_text(f"[qx]\n driver = nutdrv_qx\n port = {link}\n"
+                                   f"[hid]\n driver = usbhid-ups\n port = {dump}\n")
+    (conf / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {port}\n")
+    (conf / "upsd.users").write_text("")
+    log = tmp_path / "serve-devices.log"
+    with log.open("wb") as out:
+        sim = subprocess.Popen([exe, "simulate", "megatec", "--link", link],
+                               stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        proc = None
+        try:
+            deadline = time.monotonic() + 20
+            while not link.exists() and sim.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc = subprocess.Popen([exe, "serve", "-c", conf, "--state-dir", tmp_path / "state2"],
+                                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+            realnut.wait_ready_ups(port, ["qx", "hid"], timeout=30)
+            for ups, driver in (("qx", "nutdrv_qx"), ("hid", "usbhid-ups")):
+                listing = _run([upsc, f"{ups}@127.0.0.1:{port}"], timeout=10,
+                               env={**env, "NUT_QUIET_INIT_SSL": "true"}).stdout
+                assert f"driver.name: {driver}\n" in listing, (listing, log.read_text())
+                assert re.search(r"^ups\.status: OL", listing, re.M), (listing, log.read_text())
+        except TimeoutError:
+            pytest.fail(f"the wheel's serial/USB UPSes did not come up:\n{log.read_text()}")
+        finally:
+            for p in (proc, sim):
+                if p is not None and p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()

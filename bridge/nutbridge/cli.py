@@ -28,6 +28,7 @@ TOOLS = {
     "events": "nutbridge.events.main",
     "simulate": "nutbridge.simulation.main",
     "udev-rules": "nutbridge.drivers.usbhid.driver",
+    "service": "nutbridge.service",
 }
 
 USAGE = """\
@@ -46,6 +47,7 @@ commands:
   events     list the event history (power events, commands and who ran them, shutdowns)
   simulate   simulate a serial UPS (megatec, apcsmart) on a pty, to try drivers without hardware
   udev-rules print udev rules giving the nut group access to USB UPSes (usbhid-ups)
+  service    print or install the systemd unit, its user and the udev rules (print|install)
 
 'nutbridge COMMAND -h' shows a command's options.
 """

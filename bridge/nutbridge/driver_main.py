@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, sdnotify
 from .config.parser import ConfigError
 from .config.ups_conf import UpsConf, UpsSection, parse_ups_conf
 from .drivers import Driver, driver_class, is_native, known_drivers
@@ -472,12 +472,12 @@ class DriverHost:
         (that is an error), ``reload-or-exit`` (then exit, so upsdrvctl or systemd can start
         the other one). An unreadable file or a bad option is an error and the running driver
         stays. systemd (``Type=notify-reload``) hears RELOADING=1, then READY=1."""
-        sd_notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        sdnotify.reloading()
         try:
             return await self._reload(mode)
         finally:
             if not self.stop.is_set():
-                sd_notify("READY=1")
+                sdnotify.ready()
 
     async def _reload(self, mode: str) -> int:
         name = self.device.name
@@ -576,27 +576,12 @@ async def serve(setup: Setup, o: Options, drv: Driver, gid: int | None) -> int:
     loop.add_signal_handler(signal.SIGUSR1, host.reload_soon, "reload-or-exit")
     log.info("UPS [%s]: %s serving %s", setup.ups, setup.progname, setup.socket_path)
     detach(setup.progname)
-    sd_notify("READY=1", f"STATUS=serving {setup.socket_path}")
+    sdnotify.ready(f"serving {setup.socket_path}")
     await stop.wait()
-    sd_notify("STOPPING=1")
+    sdnotify.stopping()
     await server.close()
     await host.close()
     return 0
-
-
-def sd_notify(*fields: str) -> None:
-    """Tell systemd (``$NOTIFY_SOCKET``, set for ``Type=notify``/``notify-reload`` units such as
-    NUT 2.8.5's nut-driver@, which execs the driver through ``upsdrvctl -FF``) how we are."""
-    path = os.environ.get("NOTIFY_SOCKET", "")
-    if not path:
-        return
-    addr = "\0" + path[1:] if path.startswith("@") else path
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.connect(addr)
-            s.sendall("\n".join(fields).encode())
-    except OSError as exc:
-        log.debug("sd_notify %s: %s", fields, exc)
 
 
 def _stop_on(stop: asyncio.Event, sig: int) -> Callable[[], None]:

@@ -32,14 +32,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, sdnotify
 from .config.parser import ConfigError, Entry, read_entries
 from .config.ups_conf import UpsConf, UpsSection
 from .config.upsd_conf import UpsdConf, parse_upsd_conf
 from .config.users import Users, parse_users
 from .serve import AttachSettings, Bridge, BridgeConfig
 from .server.core import NUT_COMPAT
-from .server.main import run_event_loop
+from .server.main import run_event_loop, status_line
 from .server.upsd import ListenError
 
 log = logging.getLogger("nutbridge")
@@ -470,8 +470,11 @@ async def _serve(cfg: BridgeConfig, opts: Options, pw: pwd.struct_passwd | None)
     if not stop.is_set():
         log.info("%s serving %d UPS (config %s, driver sockets in %s)", BANNER, len(bridge.devices),
                  cfg.confdir, cfg.attach.statepath if cfg.attach else "?")
+        # as NUT's upsd built with libsystemd (nut-server.service, Type=notify): ready when listening
+        sdnotify.ready(status_line(bridge))
         await stop.wait()
     log.info("Signal %d: exiting", received[0] if received else signal.SIGTERM)
+    sdnotify.stopping()
     await bridge.stop()
     if pid_file is not None:
         with contextlib.suppress(OSError):
@@ -483,7 +486,15 @@ _reloads: set[asyncio.Task[None]] = set()
 
 
 def _reload(bridge: Bridge) -> None:
-    """SIGHUP: upsd.conf (all but LISTEN and TLS), upsd.users and ups.conf again."""
+    """SIGHUP: systemd sees RELOADING=1 now and READY=1 once the files are applied or refused."""
+    sdnotify.reloading()
+    if not _reload_files(bridge):
+        sdnotify.ready(status_line(bridge))
+
+
+def _reload_files(bridge: Bridge) -> bool:
+    """upsd.conf (all but LISTEN and TLS), upsd.users and ups.conf again. True when a task
+    applying ups.conf was started (it sends READY=1), False when the reload is over."""
     cfg = bridge.cfg
     assert cfg.confdir is not None
     log.info("SIGHUP: reloading configuration")
@@ -493,7 +504,7 @@ def _reload(bridge: Bridge) -> None:
         users = read_users(cfg.confdir)
     except (ConfigError, Fatal) as exc:
         log.error("reload failed, keeping the running configuration: %s", exc)
-        return
+        return False
     running = cfg.upsd  # the object the server reads: update it in place
     for name in ("maxage", "trackingdelay", "statepath", "allow_no_device", "allow", "debug_min"):
         setattr(running, name, getattr(upsd, name))
@@ -509,11 +520,14 @@ def _reload(bridge: Bridge) -> None:
         except ConfigError as exc:
             log.error("ups.conf not applied, keeping the running UPS: %s", exc)
             return
+        finally:
+            sdnotify.ready(status_line(bridge))
         bridge.history.record("server", None, "configuration reloaded")
 
     task = asyncio.get_running_loop().create_task(apply(), name="reload")
     _reloads.add(task)
     task.add_done_callback(_reloads.discard)
+    return True
 
 
 def _early_exit(signum: int, frame: object) -> None:

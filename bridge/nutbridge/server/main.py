@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, sdnotify
 from ..config.parser import ConfigError
 from ..config.upsd_conf import DEFAULT_PORT, Listen
 from ..serve import Bridge, BridgeConfig, load_config
@@ -111,17 +111,36 @@ async def _serve(cfg: BridgeConfig, family: int) -> int:
         _banner(cfg, bridge)
         log.info("NUT Bridge %s started: %d UPS, config %s, event loop %s", __version__, len(bridge.devices),
                  cfg.confdir or "embedded", type(loop).__module__.split(".")[0])
+        # systemd (Type=notify): started only now, with upsd listening and the drivers running
+        sdnotify.ready(status_line(bridge))
         await stop.wait()
     log.info("Signal received, exiting")
+    sdnotify.stopping()
     await bridge.stop()
     return 0
 
 
+def status_line(bridge: Bridge) -> str:
+    """What ``systemctl status`` shows (sd_notify ``STATUS=``): the UPSes and where upsd listens."""
+    where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in bridge.upsd.bound)
+    tls = ", STARTTLS" if bridge.upsd.ssl_context is not None else ""
+    return f"serving {len(bridge.devices)} UPS on {where or 'nothing'}{tls}"
+
+
 def _reload(bridge: Bridge) -> None:
+    # systemd sees the reload from RELOADING=1 to READY=1 (sent when it is applied or refused)
+    sdnotify.reloading()
+    if not _reload_files(bridge):
+        sdnotify.ready(status_line(bridge))
+
+
+def _reload_files(bridge: Bridge) -> bool:
+    """SIGHUP: upsmon.conf, upsd.users and ups.conf again. True when a task applying ups.conf
+    was started (it sends READY=1 when done), False when the reload is over already."""
     bridge.hooks.reload()  # upsmon.conf, when the monitor runs here
     cfg = bridge.cfg
     if cfg.confdir is None:
-        return
+        return False
     from ..config.ups_conf import parse_ups_conf
     from ..config.users import parse_users
 
@@ -131,7 +150,7 @@ def _reload(bridge: Bridge) -> None:
         ups = parse_ups_conf(cfg.confdir / "ups.conf")
     except ConfigError as exc:
         log.error("reload failed, keeping the running configuration: %s", exc)
-        return
+        return False
     if users is not None:
         bridge.core.users = users
     if bridge.core.hosts_access is not None:
@@ -142,12 +161,15 @@ def _reload(bridge: Bridge) -> None:
             await bridge.reload_ups(ups)
         except ConfigError as exc:
             log.error("ups.conf not applied, keeping the running UPS: %s", exc)
+        finally:
+            sdnotify.ready(status_line(bridge))
         log.info("Configuration reloaded (upsd.users, ups.conf)")
         bridge.history.record("server", None, "configuration reloaded")
 
     task = asyncio.get_running_loop().create_task(apply(), name="reload")
     _reloads.add(task)
     task.add_done_callback(_reloads.discard)
+    return True
 
 
 _reloads: set[asyncio.Task[None]] = set()

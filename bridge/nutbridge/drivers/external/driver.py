@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 CHUNK = 8192
 #: the longest wait between two looks at the clock (PING, staleness): upsd's loop takes 2 s
 TICK = 1.0
+QUIET_MAX = 60.0  # the longest wait() sleeps without looking at the clock
 CONNECT_TIMEOUT = 5.0
 #: how long INSTCMD/SET wait for the driver's TRACKING answer (a driver without a handler for
 #: the request never answers: 2.8.0 for both, 2.8.5 for SET)
@@ -124,6 +125,10 @@ class AttachedDriver(Driver):
         self._ratelog = RateLimitedLog(log)
         self._violations = 0  # misbehaving connections in a row
         self._probation_until = 0.0
+        # one read outstanding per connection, kept across waits: an idle driver then costs a
+        # timer per PING period, not a task created and cancelled per tick
+        self._read_task: asyncio.Future[bytes] | None = None
+        self._waiter: asyncio.Future[None] | None = None  # what wait() sleeps on; poke() ends it
 
     def _socket_path(self) -> str:
         statepath = locate.attach_statepath(self.config, os.environ)
@@ -158,6 +163,7 @@ class AttachedDriver(Driver):
             raise DeviceError(f"{path}: {exc.strerror or exc}") from None
         now = time.monotonic()
         self._reader, self._writer = reader, writer
+        self._read_task = None
         self.mirror.reset()
         self._parser = sock.DriverReader()
         self._published = False
@@ -183,18 +189,39 @@ class AttachedDriver(Driver):
             await self._read_some(TICK)
 
     async def wait(self, period: float | None = None) -> None:
-        """Take in what the driver pushes for ``period`` s; return early once it is not fresh
-        (then :meth:`update` waits for it to recover)."""
-        deadline = time.monotonic() + (self.pollinterval if period is None else period)
-        while not self._stopping:
+        """Take in what the driver pushes until something needs the driver loop: the data is no
+        longer fresh (then :meth:`update` waits for it to recover), :meth:`poke`, stop, or
+        ``period`` s when given. Pollinterval means nothing here (the C driver polls; it
+        pushes what changes), so an idle driver wakes us only when a PING is due."""
+        deadline = None if period is None else time.monotonic() + period
+        while not self._stopping and not self._wake.is_set():
             now = time.monotonic()
-            if now >= deadline or not self._fresh(now):
+            if not self._fresh(now) or (deadline is not None and now >= deadline):
                 break
-            await self._read_some(min(TICK, deadline - now))
+            await self._read_some(self._quiet_for(now, deadline))
         self._wake.clear()
+
+    def _quiet_for(self, now: float, deadline: float | None) -> float:
+        """How long nothing is due if the driver stays silent: the next PING, the end of
+        freshness (MAXAGE + 1 s of silence), a hung driver's limit, ``deadline``."""
+        every = max(1, self.maxage // 3)
+        due = [max(self._last_heard, self._last_ping) + every, self._last_heard + self.maxage + 1]
+        if self._hung_after is not None:
+            due.append(self._last_heard + self._hung_after)
+        if deadline is not None:
+            due.append(deadline)
+        return min(max(min(due) - now, 0.01), QUIET_MAX)
+
+    def poke(self) -> None:
+        super().poke()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
+        # the outstanding read is not cancelled: closing the transport ends it with EOF, which
+        # a driver loop still waiting on it (close() from killpower) takes as the hang-up it is
+        self._read_task = None
         self._published = False
         for fut in self._pending.values():
             if not fut.done():
@@ -251,12 +278,18 @@ class AttachedDriver(Driver):
         reader = self._reader
         if reader is None:
             raise DeviceError("not connected")
-        try:
-            data: bytes | None = await asyncio.wait_for(reader.read(CHUNK), max(timeout, 0.0))
-        except TimeoutError:
-            data = None
-        except ConnectionResetError:  # closed with our requests unread: hung up all the same
-            data = b""
+        task = self._read_task
+        if task is None:
+            task = self._read_task = asyncio.ensure_future(reader.read(CHUNK))
+        if not task.done() and timeout > 0:
+            await self._until_done(task, timeout)
+        data: bytes | None = None
+        if task.done():
+            self._read_task = None
+            try:
+                data = b"" if task.cancelled() else task.result()
+            except ConnectionResetError:  # closed with our requests unread: hung up all the same
+                data = b""
         now = time.monotonic()
         if data is not None:
             if not data:
@@ -265,6 +298,26 @@ class AttachedDriver(Driver):
             self._receive(data, now)
             await asyncio.sleep(0)  # a flooding driver must not starve the other UPSes
         self._keepalive(now)
+
+    async def _until_done(self, task: asyncio.Future[bytes], timeout: float) -> None:
+        """Sleep until ``task`` is done, ``timeout`` s passed or :meth:`poke` (asyncio.wait
+        without the task set and with the poke)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        handle = loop.call_later(timeout, wake)
+        task.add_done_callback(wake)
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            task.remove_done_callback(wake)
+            self._waiter = None
 
     def _receive(self, data: bytes, now: float) -> None:
         if not self._bytes.take(len(data), now):
