@@ -22,13 +22,16 @@ import pytest
 from nutbridge.client import (
     PROTOCOL_ERROR,
     TLS_ERROR,
+    CertificateMismatch,
     NutClient,
     NutError,
     ReconnectingClient,
     TLSMode,
+    TLSNotOffered,
     TLSOptions,
     fingerprint,
 )
+from nutbridge.client.push import subscribe
 from tests.support import realnut
 from tests.support.proxy import LoggingProxy
 from tests.test_tools_interop import DDL, DEVICES
@@ -93,9 +96,16 @@ async def test_errors(upsd: realnut.NutConfig) -> None:
 
 
 async def test_require_tls_refused_by_plain_server(upsd: realnut.NutConfig) -> None:
-    with pytest.raises(NutError) as e:
+    with pytest.raises(TLSNotOffered) as e:
         await client(upsd, tls=TLSOptions(TLSMode.REQUIRE)).connect()
     assert e.value.code == "FEATURE-NOT-CONFIGURED"
+
+
+async def test_trust_on_first_use_without_tls(upsd: realnut.NutConfig) -> None:
+    """A server without TLS: TRY + tofu carries on in plaintext, no fingerprint."""
+    async with client(upsd, tls=TLSOptions(TLSMode.TRY, tofu=True)) as c:
+        assert not c.tls_active and c.peer_fingerprint is None
+        assert await c.get_var("apc", "ups.status") == "OL"
 
 
 async def test_auth_and_instcmd(upsd: realnut.NutConfig) -> None:
@@ -203,6 +213,8 @@ class FakeServer:
     def __init__(self, answer: dict[str, str], tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
         self.tls = tls
+        # Every request line it received (decrypted), all connections, in order.
+        self.received: list[str] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -221,6 +233,7 @@ class FakeServer:
         try:
             while line := f.readline():
                 text = line.decode().strip()
+                self.received.append(text)
                 if text == "STARTTLS" and self.tls is not None:
                     sock.sendall(b"OK STARTTLS\n")
                     sock = self.tls.wrap_socket(conn, server_side=True)
@@ -318,3 +331,82 @@ async def test_try_tls_upgrades_when_offered(tls_server: FakeServer,
     opts = TLSOptions(TLSMode.TRY, cafile=str(cert[0]))
     async with NutClient("127.0.0.1", tls_server.port, tls=opts) as c:
         assert c.tls_active
+
+
+async def test_pin_mismatch_sends_nothing_and_names_the_certificate(
+    tls_server: FakeServer, cert: tuple[Path, Path]
+) -> None:
+    """Pinned to another certificate: after STARTTLS not one request (no USERNAME, no
+    PASSWORD) goes out, even from a client with a session to replay; the error carries the
+    certificate the server showed, so a user can be asked about it."""
+    c = ReconnectingClient("127.0.0.1", tls_server.port,
+                           tls=TLSOptions(TLSMode.REQUIRE, pin_sha256="00" * 32))
+    c.session.username, c.session.password = "admin", "s3cr3t"
+    with pytest.raises(CertificateMismatch) as e:
+        await c.get_var("ups", "ups.status")
+    assert e.value.code == TLS_ERROR
+    assert e.value.fingerprint == der_fingerprint(cert[0])
+    assert not c.connected
+    assert tls_server.received and set(tls_server.received) == {"STARTTLS"}
+
+
+async def test_trust_on_first_use_reports_the_fingerprint(
+    tls_server: FakeServer, cert: tuple[Path, Path]
+) -> None:
+    """tofu: any certificate is accepted (no CA, no pin) and its fingerprint is readable."""
+    async with NutClient("127.0.0.1", tls_server.port, tls=TLSOptions(TLSMode.TRY, tofu=True)) as c:
+        assert c.tls_active
+        assert c.peer_fingerprint == der_fingerprint(cert[0])
+        assert await c.get_var("ups", "ups.status") == "OL"
+    # Without tofu, no CA and no pin, the system store decides: a self-signed one fails.
+    with pytest.raises(NutError) as e:
+        await NutClient("127.0.0.1", tls_server.port, tls=TLSOptions(TLSMode.TRY)).connect()
+    assert e.value.code == TLS_ERROR
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"), [("ERR UNKNOWN-COMMAND", "UNKNOWN-COMMAND"), ("OK", PROTOCOL_ERROR)]
+)
+async def test_required_tls_declined(answer: str, code: str) -> None:
+    """TLS required: a server that declines STARTTLS (ERR, or any other answer) gets nothing more."""
+    srv = FakeServer({"STARTTLS": answer})
+    try:
+        c = NutClient("127.0.0.1", srv.port, tls=TLSOptions(TLSMode.REQUIRE, pin_sha256="00" * 32))
+        with pytest.raises(TLSNotOffered) as e:
+            await c.connect()
+        assert e.value.code == code and e.value.answer == answer
+        assert srv.received == ["STARTTLS"]
+    finally:
+        srv.close()
+
+
+async def test_push_over_tls(tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    """subscribe() with TLS options against a real bridge with CERTFILE: pinned, it gets
+    the snapshot over TLS; another pin, or TLS required from a bridge without it, fail
+    before SUBSCRIBE."""
+    pem = tmp_path / "bridge.pem"
+    pem.write_text(cert[0].read_text() + cert[1].read_text())
+    pin = der_fingerprint(cert[0])
+    cfg = realnut.NutConfig(tmp_path / "nut", upsd_extra=f"CERTFILE {pem}\n")
+    cfg.add_ups("sim", driver="nutbridge-sim", port="auto")
+    with realnut.BridgeProcess.start(cfg):
+        realnut.wait_ready_ups(cfg.port, ["sim"])
+        updates = subscribe("127.0.0.1", cfg.port, ["sim"], 10, TLSOptions(TLSMode.REQUIRE, pin_sha256=pin))
+        first = await asyncio.wait_for(anext(updates), 10)
+        assert first.ups == "sim" and "ups.status" in first.values
+        await updates.aclose()
+        with pytest.raises(CertificateMismatch) as e:
+            await anext(subscribe("127.0.0.1", cfg.port, ["sim"], 10,
+                                  TLSOptions(TLSMode.REQUIRE, pin_sha256="00" * 32)))
+        assert e.value.fingerprint == pin
+    cfg.upsd_extra = ""
+    with realnut.BridgeProcess.start(cfg):
+        realnut.wait_ready_ups(cfg.port, ["sim"])
+        with pytest.raises(TLSNotOffered) as no_tls:
+            await anext(subscribe("127.0.0.1", cfg.port, ["sim"], 10,
+                                  TLSOptions(TLSMode.REQUIRE, pin_sha256=pin)))
+        assert no_tls.value.code == "FEATURE-NOT-CONFIGURED"
+        # TRY: plaintext push from a server without TLS, as before.
+        updates = subscribe("127.0.0.1", cfg.port, ["sim"], 10, TLSOptions(TLSMode.TRY, tofu=True))
+        assert (await asyncio.wait_for(anext(updates), 10)).ups == "sim"
+        await updates.aclose()

@@ -243,6 +243,23 @@ def test_torn_last_line_tolerated(tmp_path: Path) -> None:
     assert "dropped an incomplete last line" in (cfg.run / "bridge.log").read_text()
 
 
+def test_events_cli_finds_the_history_by_configuration(tmp_path: Path) -> None:
+    """Without --state-dir the state directory follows the configuration (here upsd.conf's
+    STATEPATH, docs/discovery.md): ``nutbridge events -c DIR`` finds that bridge's history,
+    and another configuration's bridge is not mixed in."""
+    statepath = tmp_path / "statepath"
+    statepath.mkdir()
+    cfg = _cfg(tmp_path, extra=f"STATEPATH {statepath}\n")
+    with BridgeProcess.start(cfg):
+        realnut.wait_ready_ups(cfg.port, list(cfg.ups))
+        _wait_for(statepath / "nut-bridge", lambda r: any(x["kind"] == "server" for x in r))
+    env = {k: "" for k in ("NUT_STATEPATH", "STATE_DIRECTORY", "NUT_CONFPATH")}
+    p = _events_cli("-c", str(cfg.etc), "--json", "-n", "0", env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == _lines(statepath / "nut-bridge")
+    assert "NUT Bridge stopping" in p.stdout
+
+
 def test_events_cli(tmp_path: Path) -> None:
     cfg, state = _cfg(tmp_path, dummy=True), tmp_path / "state"
     with _start(cfg, state):

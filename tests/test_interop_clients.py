@@ -557,3 +557,27 @@ def test_c_repeater_mirrors_bridge(pair: Pair, tmp_path: Path) -> None:
                   == f'VAR {ups} ups.status "OB LB"\nVAR {ups} ups.load "87"\n')
         view = compare()
         assert "ups.status: OB LB\nups.temperature: 31.5\n" in view and "ups.load: 87\n" in view
+
+
+# ---- 6. the same clients against a bridge that offers STARTTLS on its own ----------------
+
+
+def test_clients_against_a_bridge_with_its_own_certificate(tmp_path: Path) -> None:
+    """Listening beyond loopback, the bridge makes a certificate and offers STARTTLS
+    (docs/tls.md): NUT's upsmon, which switches to TLS whenever a server offers it, still
+    logs in, follows ONBATT and the primary's FSD; aionut (clear text) still reads and
+    commands."""
+    upsmon = realnut.require_daemon("upsmon")
+    realnut.require_module("aionut", "nutbridge-ups[test]")
+    cfg = _config(tmp_path / "bridge", "")
+    state = tmp_path / "state"
+    with BridgeProcess.start(cfg, ["--listen", f"0.0.0.0:{cfg.port}", "--state-dir", str(state)]):
+        realnut.wait_ready_ups(cfg.port, ["ups"])
+        assert (state / "tls" / "nutbridge.pem").is_file()
+        assert ask(cfg.port, "STARTTLS") == "OK STARTTLS\n"
+        ours = dict(aionut_session(cfg.port))
+        assert _norm_vars(ours["list_vars ups"], cfg)["ups.status"] == "OL"  # type: ignore[index]
+        assert ours["run_command admin"] == "OK"
+        upsmon_scenario(upsmon, cfg.port, tmp_path / "upsmon")
+    log = (tmp_path / "upsmon" / "upsmon.log").read_text()
+    assert "SSL handshake done successfully" in log, log  # it did take the offer

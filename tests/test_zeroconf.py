@@ -1,20 +1,18 @@
-"""Zeroconf advertisement (`_nut._tcp.local.`) and the state directory, against real processes.
+"""Zeroconf advertisement (`_nut._tcp.local.`) and the server id, against real processes.
 
 The bridges run as ``nutbridge serve`` subprocesses; a real python-zeroconf browser in
-the test process finds them by multicast (tests/support/mdns.py).
+the test process finds them by multicast (tests/support/mdns.py). The state directory's
+rules: tests/test_statedir.py; the TXT ``tls_sha256``: tests/test_tls_auto.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from pathlib import Path
 
-import pytest
-
-from nutbridge import __version__, statedir
+from nutbridge import __version__
 from nutbridge.statedir import StateDir
 
 from .support.mdns import NutBrowser, lan_ipv4
@@ -72,6 +70,8 @@ async def test_advertised_only_when_reachable(tmp_path: Path) -> None:
         await _wait_log(lo, "zeroconf: not advertised (upsd listens on loopback only)")
         assert "zeroconf" not in off.log()
         assert wild.log().count("no writable state directory") == 1
+        # ... so no certificate could be kept: no STARTTLS, no tls_sha256 (checked above)
+        assert "STARTTLS is not offered" in wild.log()
         # Nothing but the event history needed state: no server id was made.
         assert not (tmp_path / "lo-state" / "server-id").exists()
         assert not (tmp_path / "off-state" / "server-id").exists()
@@ -98,29 +98,3 @@ async def test_server_id_persists_and_goodbye(tmp_path: Path) -> None:
             info = await browser.find(lambda i: i.port == second.cfg.port)
             assert info.decoded_properties["id"] == server_id
             assert info.decoded_properties["push"] == "0"
-
-
-def test_state_dir_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "systemd"))
-    assert StateDir().path == tmp_path / "systemd"
-    monkeypatch.delenv("STATE_DIRECTORY")
-    # /var/lib/nut-bridge unusable (here: beneath a file) -> $XDG_STATE_HOME/nut-bridge
-    (tmp_path / "file").write_text("")
-    monkeypatch.setattr(statedir, "SYSTEM_STATE_DIR", tmp_path / "file" / "nut-bridge")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    sd = StateDir()
-    assert sd.path == tmp_path / "xdg" / "nut-bridge"
-    assert ID_RE.match(sd.server_id)
-    assert StateDir().server_id == sd.server_id
-    # A corrupt id file is replaced.
-    (sd.path / "server-id").write_text("garbage\n")
-    assert StateDir().server_id != sd.server_id
-    # Nothing writable: one warning, and a derived id that depends on the config directory.
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file" / "xdg"))
-    with caplog.at_level(logging.WARNING, logger="nutbridge.statedir"):
-        a = StateDir(confdir=tmp_path / "etc")
-        assert a.path is None
-        assert a.server_id == StateDir(confdir=tmp_path / "etc").server_id
-        assert a.server_id != StateDir(confdir=tmp_path / "other").server_id
-    assert sum("no writable state directory" in r.message for r in caplog.records) == 3

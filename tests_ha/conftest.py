@@ -119,6 +119,48 @@ def running_bridge(
     assert codes == [0, 0], f"bridge exited with {codes}:\n{bridge.proc.log()[-3000:]}"
 
 
+def make_certificate(path: Path, name: str = "127.0.0.1") -> str:
+    """A self-signed certificate and its key in one PEM file (what upsd.conf CERTFILE takes).
+
+    Returns its fingerprint: the SHA-256 of the certificate's DER, 64 lowercase hex digits.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def restart_bridge(bridge: Bridge, upsd_extra: str) -> None:
+    """Stop the bridge and start it again on the same port with another upsd.conf tail."""
+    assert bridge.proc.stop() == 0, bridge.proc.log()[-3000:]
+    bridge.cfg.upsd_extra = upsd_extra
+    bridge.proc = BridgeProcess.start(bridge.cfg)
+
+
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Every test may load custom_components.nut_bridge."""

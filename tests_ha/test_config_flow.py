@@ -1,4 +1,9 @@
-"""Config flow against a real bridge process (zeroconf: found by real multicast)."""
+"""Config flow against a real bridge process (zeroconf: found by real multicast).
+
+The LAN bridge listens beyond loopback, so it makes its own certificate and offers
+STARTTLS (docs/tls.md); its advertisement carries the certificate's fingerprint, which the
+discovered entry pins. The TLS rules themselves are tested in test_tls.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import pytest_socket
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from homeassistant.components.zeroconf.discovery import ZeroconfDiscovery, info_from_service
 from homeassistant.components.zeroconf.models import HaZeroconf
 from homeassistant.config_entries import (
@@ -29,7 +36,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceInfo
 
-from custom_components.nut_bridge.const import DOMAIN
+from custom_components.nut_bridge.const import CONF_TLS_SHA256, DOMAIN
 from custom_components.nut_bridge.coordinator import CONF_ID_PREFIX
 from tests.support.mdns import SERVICE_TYPE, NutBrowser, lan_ipv4
 from tests.support.realnut import BridgeProcess, NutConfig, free_port
@@ -187,6 +194,12 @@ class LanBridge:
     def server_id(self) -> str:
         return (self.state / "server-id").read_text().strip()
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the certificate the bridge made in its state directory."""
+        pem = (self.state / "tls" / "nutbridge.pem").read_bytes()  # certificate, then key
+        return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
+
 
 @pytest.fixture
 def lan(socket_enabled: None) -> str:
@@ -247,6 +260,7 @@ async def test_zeroconf_discovery_by_home_assistant(
     assert matchers == [{"domain": DOMAIN, "properties": {"vendor": "nut-bridge"}}]
     advertised = await _advertised(browser, lan_bridge)
     assert advertised.decoded_properties["id"] == lan_bridge.server_id
+    assert advertised.decoded_properties["tls_sha256"] == lan_bridge.fingerprint
 
     # A plain NUT server on the LAN (no vendor=nut-bridge in TXT) is not ours.
     plain = AsyncServiceInfo(SERVICE_TYPE, f"Plain upsd {lan_bridge.port}.{SERVICE_TYPE}", port=free_port(),
@@ -275,10 +289,12 @@ async def test_zeroconf_discovery_by_home_assistant(
     entry = result["result"]
     assert entry.unique_id == lan_bridge.server_id
     assert entry.title == name
+    # The advertised fingerprint is pinned: a STARTTLS entry, no certificate question.
     assert entry.data == {CONF_HOST: lan_bridge.host, CONF_PORT: lan_bridge.port,
-                          CONF_ID_PREFIX: lan_bridge.server_id}
+                          CONF_TLS_SHA256: lan_bridge.fingerprint, CONF_ID_PREFIX: lan_bridge.server_id}
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.coordinator.tls_active
     assert hass.states.get("binary_sensor.sim_online").state == "on"  # type: ignore[union-attr]
 
     # The advertisement is the same bridge: nothing new is offered.
@@ -332,8 +348,11 @@ async def test_zeroconf_adopts_user_entry(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: lan_bridge.host, CONF_PORT: lan_bridge.port}
     )
+    assert result["step_id"] == "certificate"  # typed by hand: trust on first use
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     await hass.async_block_till_done()
     entry = result["result"]
+    assert entry.data[CONF_TLS_SHA256] == lan_bridge.fingerprint
     address = f"{lan_bridge.host}:{lan_bridge.port}"
     assert entry.unique_id == address
     registry = er.async_get(hass)
@@ -414,14 +433,16 @@ async def test_zeroconf_confirm_errors_and_credentials(
     assert result["errors"] == {"base": "invalid_auth"}
     result = await hass.config_entries.flow.async_configure(flow_id, ADMIN)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_HOST: lan_bridge.host, CONF_PORT: lan_bridge.port, **ADMIN,
+    pin = {CONF_TLS_SHA256: lan_bridge.fingerprint}
+    assert result["data"] == {CONF_HOST: lan_bridge.host, CONF_PORT: lan_bridge.port, **ADMIN, **pin,
                               CONF_ID_PREFIX: lan_bridge.server_id}
     await hass.async_block_till_done()
     entry = result["result"]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
     # Reconfigured to another address (here: the same bridge over loopback), a
-    # discovered entry keeps its server id, its title and its entities' prefix.
+    # discovered entry keeps its server id, its title and its entities' prefix (and
+    # its pin: the same certificate answers there, so nothing is asked).
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
     )
@@ -431,7 +452,7 @@ async def test_zeroconf_confirm_errors_and_credentials(
     assert result["reason"] == "reconfigure_successful"
     assert entry.unique_id == lan_bridge.server_id
     assert entry.title == name
-    assert entry.data == {CONF_HOST: "127.0.0.1", CONF_PORT: lan_bridge.port, **ADMIN,
+    assert entry.data == {CONF_HOST: "127.0.0.1", CONF_PORT: lan_bridge.port, **ADMIN, **pin,
                           CONF_ID_PREFIX: lan_bridge.server_id}
     await hass.async_block_till_done()
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -471,3 +492,24 @@ async def test_zeroconf_prefers_routable_ipv4(hass: HomeAssistant) -> None:
     assert _placeholder(result, "host") == "192.0.2.7"
     result = await _zeroconf_flow(hass, _info("fe80::1", "fd00::7", id="fedcba9876543210fedcba9876543210"))
     assert _placeholder(result, "host") == "fd00::7"
+
+
+async def test_zeroconf_tls(hass: HomeAssistant, lan_bridge: LanBridge, browser: NutBrowser) -> None:
+    """A fingerprint in TXT that is not the server's: refused before any credential. No
+    fingerprint in TXT (an older bridge) while the server offers TLS: the certificate step."""
+    real = await _discovered(browser, lan_bridge)
+    wrong = replace(real, properties={**real.properties, "tls_sha256": "00" * 32})
+    result = await _zeroconf_flow(hass, wrong)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], ADMIN)
+    assert (result["step_id"], result["errors"]) == ("zeroconf_confirm", {"base": "certificate_mismatch"})
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+    bare = replace(real, properties={k: v for k, v in real.properties.items() if k != "tls_sha256"})
+    result = await _zeroconf_flow(hass, bare)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], ADMIN)
+    assert result["step_id"] == "certificate"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_TLS_SHA256] == lan_bridge.fingerprint
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(result["result"].entry_id)

@@ -7,7 +7,8 @@ parts imports it (docs/architecture.md, tests/test_architecture.py):
   each writing its :class:`~nutbridge.state.Device`;
 * upsd (:mod:`nutbridge.server`): :class:`~nutbridge.server.core.Core` over those devices, with
   SET VAR / INSTCMD routed back to the drivers (:meth:`Bridge.dispatch`), and its listeners;
-* the event history, the state directory and the zeroconf advertisement;
+* the event history, the state directory, TLS (CERTFILE, else the bridge's own certificate when
+  it listens beyond loopback: server/selfsigned.py, docs/tls.md) and the zeroconf advertisement;
 * what ``serve`` adds for safe shutdowns (:class:`nutbridge.monitor.serve.ServeHooks`: pid
   files, the monitor of upsmon.conf, killpower).
 
@@ -24,6 +25,8 @@ import asyncio
 import logging
 import os
 import secrets
+import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +40,11 @@ from .drivers.base import ConfigError as DriverConfigError
 from .drivers.base import Status
 from .history import History
 from .monitor.serve import ServeHooks
+from .server import selfsigned
 from .server.core import Core
 from .server.descriptions import Descriptions
 from .server.upsd import Upsd, make_ssl_context
-from .server.zeroconf import Advertiser
+from .server.zeroconf import Advertiser, reachable
 from .state import Device
 from .statedir import StateDir
 
@@ -69,7 +73,7 @@ class BridgeConfig:
     embedded: bool = False
     generated_password: str | None = None
     sections: list[UpsSection] = field(default_factory=list)
-    state_dir: Path | None = None  # --state-dir; None: the default places (statedir.py)
+    state_dir: Path | None = None  # --state-dir; None: follows the configuration (statedir.py)
     zeroconf: bool = True  # advertise _nut._tcp when listening on a non-loopback address
     monitor: bool = True  # run upsmon.conf's monitor when the config dir has one (--no-monitor)
     # None: the bridge runs the drivers (serve); else every section attaches to a running driver
@@ -143,12 +147,19 @@ class Bridge:
             self.drivers[s.name.lower()] = drv
             self.configs[s.name.lower()] = conf
         self.descriptions = Descriptions.load(cfg.upsd.datapath)
-        self.ssl_context = make_ssl_context(cfg.upsd)
+        statepath = cfg.upsd.statepath
+        if statepath and cfg.attach is not None:
+            statepath = cfg.attach.statepath  # absolute: `nutbridge upsd` changes into it
+        self.state = StateDir(cfg.state_dir, cfg.confdir, statepath)
+        self.ssl_context = make_ssl_context(cfg.upsd)  # CERTFILE; raises when it cannot be loaded
+        # what STARTTLS presents (zeroconf TXT tls_sha256, the app's Supervisor discovery)
+        self.tls_sha256: str | None = None
+        if cfg.upsd.certfile:
+            self.tls_sha256 = selfsigned.file_fingerprint(cfg.upsd.certfile)
         hosts = HostsAccess()
         self.core = Core(self.devices, cfg.users, cfg.upsd, self.descriptions,
                          hosts if hosts.active else None, self.dispatch, self.ssl_context is not None)
         self.upsd = Upsd(self.core, cfg.upsd, self.ssl_context, family)
-        self.state = StateDir(cfg.state_dir, cfg.confdir)
         self.history = History(self.state)  # event history (docs/events.md); files opened at start
         self.history.watch(self.devices)
         self.core.history = self.history
@@ -248,14 +259,65 @@ class Bridge:
         for name, drv in self.drivers.items():
             self._start_driver(name, drv)
         try:
+            await self._auto_tls()
             await self.upsd.start()
         except BaseException:
             await self.stop()
             raise
         if self.cfg.zeroconf:
-            self.advertiser = Advertiser(self.upsd.bound, lambda: self.state.server_id, self.cfg.upsd.push)
+            self.advertiser = Advertiser(self.upsd.bound, lambda: self.state.server_id, self.cfg.upsd.push,
+                                         self.tls_sha256)
             self.advertiser.start()
         await self.hooks.start()
+
+    async def _listen_addresses(self) -> list[tuple[str, int]]:
+        """The socket addresses LISTEN resolves to, as upsd will bind them (errors: upsd's)."""
+        loop = asyncio.get_running_loop()
+        out: list[tuple[str, int]] = []
+        for lst in self.cfg.upsd.listeners():
+            for host in ["0.0.0.0", "::"] if lst.host == "*" else [lst.host]:
+                try:
+                    infos = await loop.getaddrinfo(host, lst.port, family=self.upsd.family,
+                                                   type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+                except (socket.gaierror, UnicodeError):
+                    continue
+                out += [(str(info[4][0]), int(info[4][1])) for info in infos]
+        return out
+
+    async def _auto_tls(self) -> None:
+        """No CERTFILE, listening beyond loopback: STARTTLS with the bridge's own certificate.
+
+        Decided before upsd binds (so no client is ever told STARTTLS is not configured by a
+        bridge that offers it), on what LISTEN resolves to, with the advertisement's rule
+        (:func:`~nutbridge.server.zeroconf.reachable`). Never fatal: without a usable state
+        directory (or the ``cryptography`` package) the bridge serves in clear, after one
+        warning."""
+        conf = self.cfg.upsd
+        if self.ssl_context is not None or conf.auto_tls is False:
+            return
+        addresses = await self._listen_addresses()
+        if not reachable(addresses):
+            return
+        state = self.state.path
+        if state is None:  # StateDir has warned
+            log.warning("TLS: no state directory to keep a certificate in: STARTTLS is not offered "
+                        "(set CERTFILE in upsd.conf, or --state-dir)")
+            return
+        try:
+            cert = selfsigned.ensure(state, addresses)
+            ctx = make_ssl_context(conf, cert.path)
+        except ImportError:
+            log.warning("TLS: the cryptography package is not installed: STARTTLS is not offered")
+            return
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.warning("TLS: cannot use a certificate in %s (%s): STARTTLS is not offered",
+                        selfsigned.cert_path(state).parent, exc)
+            return
+        self.ssl_context = self.upsd.ssl_context = ctx
+        self.core.tls_available = True
+        self.tls_sha256 = cert.sha256
+        if not cert.created:
+            log.info("TLS: STARTTLS with %s, SHA-256 %s", cert.path, cert.sha256)
 
     async def stop(self) -> None:
         self.history.server_stopping()

@@ -324,6 +324,8 @@ def load(confdir: Path) -> BridgeConfig:
     if not os.path.isdir(state):
         raise Fatal(f"Can't chdir to {state}: No such file or directory")
     ups.maxage, ups.statepath = upsd.maxage, os.path.abspath(state)  # not read again by ups.conf
+    if upsd.auto_tls is None:  # the C upsd offers STARTTLS only with a CERTFILE
+        upsd.auto_tls = False
     return BridgeConfig(ups, upsd, users, confdir, sections=list(ups.sections),
                         zeroconf=False, monitor=False, hooks=False,
                         attach=AttachSettings(os.path.abspath(state), upsd.maxage))

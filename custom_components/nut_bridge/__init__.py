@@ -12,7 +12,7 @@ from .const import DOMAIN, PLATFORMS
 from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, NutBridgeData, server_identifier
 from .entity import ups_identifier
 from .power_events import async_setup_events
-from .repairs import async_setup_repairs
+from .repairs import async_clear_tls_issues, async_setup_repairs
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -55,6 +55,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) ->
 async def async_unload_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> bool:
     """Unload the platforms; the client is closed by the on-unload callback."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: NutBridgeConfigEntry) -> None:
+    """The entry is deleted: so are its TLS issues (the others go when it unloads)."""
+    async_clear_tls_issues(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

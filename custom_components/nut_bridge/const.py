@@ -40,3 +40,12 @@ KEY_FIRMWARE: Final = "ups.firmware"
 UPS_UNAVAILABLE_CODES: Final = frozenset({"DATA-STALE", "DRIVER-NOT-CONNECTED", "UNKNOWN-UPS"})
 # Answers meaning the credentials were refused.
 AUTH_FAILED_CODES: Final = frozenset({"ACCESS-DENIED", "USERNAME-REQUIRED", "PASSWORD-REQUIRED"})
+
+# entry.data key: SHA-256 fingerprint of the server's TLS certificate (64 lowercase hex
+# digits). Present = the server offered STARTTLS: every connection then requires TLS with
+# exactly this certificate, and no credential is sent otherwise.
+CONF_TLS_SHA256: Final = "tls_sha256"
+
+# Repair issues about the server's TLS (per entry; raised by the coordinator).
+ISSUE_CERTIFICATE_CHANGED: Final = "certificate_changed"
+ISSUE_TLS_UNAVAILABLE: Final = "tls_unavailable"

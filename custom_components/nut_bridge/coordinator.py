@@ -9,6 +9,15 @@ full LIST VAR poll every PUSH_FULL_POLL_INTERVAL as a safety net. Servers withou
 push are polled as before; a dropped push connection falls back to polling and is
 retried with backoff. What is decided here is only when to poll and when to listen,
 which answer is newer, and what makes a UPS unavailable.
+
+TLS: every connection (poll, push, the actions of services.py) sends STARTTLS first.
+An entry with a pinned certificate (entry.data ``tls_sha256``) requires TLS with exactly
+that certificate: a server that declines STARTTLS, or shows another certificate, gets no
+credentials; the poll fails and a repair issue says why (``tls_unavailable``,
+``certificate_changed``; the latter's fix flow lets the user accept the new certificate).
+An entry without a pin (set up with a server that had no TLS then) uses TLS whenever the
+server offers it and pins the first certificate it sees: from then on the server is one
+that "offered TLS before".
 """
 
 from __future__ import annotations
@@ -23,16 +32,28 @@ from typing import Final, override
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from nutbridge.client import NutError, ReconnectingClient
+from nutbridge.client import (
+    CertificateMismatch,
+    NutClient,
+    NutError,
+    ReconnectingClient,
+    TLSMode,
+    TLSNotOffered,
+    TLSOptions,
+)
 from nutbridge.client.push import PushNotSupported, UpsStates
 from nutbridge.client.push import UpsState as PushedState
 
 from .const import (
     AUTH_FAILED_CODES,
     CLIENT_TIMEOUT,
+    CONF_TLS_SHA256,
     DOMAIN,
+    ISSUE_CERTIFICATE_CHANGED,
+    ISSUE_TLS_UNAVAILABLE,
     KEY_STATUS,
     UPDATE_INTERVAL,
     UPDATE_INTERVAL_ON_BATTERY,
@@ -107,20 +128,54 @@ def server_identifier(entry: ConfigEntry) -> tuple[str, str]:
     return (DOMAIN, id_prefix(entry))
 
 
+def tls_options(pin: str | None) -> TLSOptions:
+    """STARTTLS whenever the server offers it.
+
+    With a pin: required, and only with that certificate (the client raises TLSNotOffered
+    or CertificateMismatch before anything else is sent). Without: tried, any certificate
+    accepted; the caller reads ``peer_fingerprint`` and pins it (trust on first use).
+    """
+    if pin:
+        return TLSOptions(TLSMode.REQUIRE, pin_sha256=pin)
+    return TLSOptions(TLSMode.TRY, tofu=True)
+
+
+def tls_issue_id(kind: str, entry_id: str) -> str:
+    """Id of an entry's ``certificate_changed`` / ``tls_unavailable`` issue."""
+    return f"{kind}_{entry_id}"
+
+
+async def async_probe_tls(host: str, port: int) -> str | None:
+    """The fingerprint of the server's certificate if it offers STARTTLS, else None.
+
+    Connects without credentials: what to trust is decided before any are sent.
+    Raises NutError.
+    """
+    client = NutClient(host, port, timeout=CLIENT_TIMEOUT, tls=tls_options(None))
+    try:
+        await client.connect()
+        return client.peer_fingerprint
+    finally:
+        await client.close()
+
+
 async def async_open_client(
     host: str,
     port: int,
     username: str | None,
     password: str | None,
     *,
+    pin: str | None = None,
     check_credentials: bool = True,
 ) -> tuple[ReconnectingClient, dict[str, str]]:
-    """Connect, authenticate (and check the credentials); returns the client and LIST UPS.
+    """Connect (STARTTLS as tls_options(pin) says), authenticate (and check the
+    credentials); returns the client and LIST UPS.
 
     Raises NutError. Refused credentials raise a NutError whose code is in
-    AUTH_FAILED_CODES. The caller owns (and must close) the returned client.
+    AUTH_FAILED_CODES; a pinned server without TLS TLSNotOffered, one with another
+    certificate CertificateMismatch. The caller owns (and must close) the returned client.
     """
-    client = ReconnectingClient(host, port, timeout=CLIENT_TIMEOUT)
+    client = ReconnectingClient(host, port, timeout=CLIENT_TIMEOUT, tls=tls_options(pin))
     try:
         await client.connect()
         if username:
@@ -219,6 +274,17 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         if client is not None:
             await client.close()
 
+    @property
+    def tls_active(self) -> bool:
+        """True while the poll connection runs over TLS."""
+        return self._client is not None and self._client.tls_active
+
+    @property
+    def pin(self) -> str | None:
+        """The pinned certificate fingerprint (None: the server never offered TLS)."""
+        pin: str | None = self.config_entry.data.get(CONF_TLS_SHA256)
+        return pin
+
     async def _async_client(self) -> ReconnectingClient:
         if self._client is None or not self._client.connected:
             await self.async_close()
@@ -229,9 +295,69 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
                 self.port,
                 self._username,
                 self._password,
+                pin=self.pin,
                 check_credentials=self.data is None,
             )
+            self._async_connected(self._client)
         return self._client
+
+    @callback
+    def _async_connected(self, client: ReconnectingClient) -> None:
+        """A new connection is up: pin a first certificate, clear the TLS issues."""
+        seen = client.peer_fingerprint
+        if self.pin is None and seen is not None:
+            _LOGGER.info("%s offers TLS; its certificate (SHA-256 %s) is pinned from now on", self.name, seen)
+            self.hass.config_entries.async_update_entry(
+                self.config_entry, data={**self.config_entry.data, CONF_TLS_SHA256: seen}
+            )
+            # The client reconnects by itself: from now on only with this certificate.
+            client.tls_options = tls_options(seen)
+        for kind in (ISSUE_CERTIFICATE_CHANGED, ISSUE_TLS_UNAVAILABLE):
+            ir.async_delete_issue(self.hass, DOMAIN, tls_issue_id(kind, self.config_entry.entry_id))
+
+    def _tls_failure(self, err: NutError) -> UpdateFailed | None:
+        """A refused TLS connection: raise its repair issue; the poll's error (None: not TLS)."""
+        server = f"{self.host}:{self.port}"
+        placeholders = {"server": self.config_entry.title, "address": server}
+        if isinstance(err, CertificateMismatch):
+            self._async_tls_issue(
+                ISSUE_CERTIFICATE_CHANGED,
+                err,
+                {**placeholders, "pinned": self.pin or "", "fingerprint": err.fingerprint},
+                fingerprint=err.fingerprint,
+            )
+            return UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="certificate_changed",
+                translation_placeholders={"server": server},
+            )
+        if isinstance(err, TLSNotOffered):
+            self._async_tls_issue(ISSUE_TLS_UNAVAILABLE, err, {**placeholders, "error": err.code})
+            return UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="tls_unavailable",
+                translation_placeholders={"server": server},
+            )
+        return None
+
+    def _async_tls_issue(
+        self, kind: str, err: NutError, placeholders: dict[str, str], **data: str
+    ) -> None:
+        issue_id = tls_issue_id(kind, self.config_entry.entry_id)
+        # Once per issue, not at every retry.
+        log = _LOGGER.debug if ir.async_get(self.hass).async_get_issue(DOMAIN, issue_id) else _LOGGER.warning
+        log("%s: refusing to connect (%s); no credentials were sent", self.name, err.text)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            data={"entry_id": self.config_entry.entry_id, **data},
+            # A new certificate can be accepted; a server without TLS must be fixed there.
+            is_fixable=kind == ISSUE_CERTIFICATE_CHANGED,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=kind,
+            translation_placeholders=placeholders,
+        )
 
     @override
     async def _async_update_data(self) -> dict[str, UpsState]:
@@ -264,6 +390,9 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
                 # "SUBSCRIBE *" covers the UPS that existed when it was sent.
                 restart_push = self._push_active and bool(new_ups)
         except NutError as err:
+            if (refused := self._tls_failure(err)) is not None:
+                await self.async_close()
+                raise refused from err
             if err.code in AUTH_FAILED_CODES:
                 await self.async_close()
                 raise ConfigEntryAuthFailed(
@@ -354,7 +483,9 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         delay = PUSH_RETRY_MIN
         while True:
             try:
-                async for pushed in self._pushed.follow(self.host, self.port, None, timeout=CLIENT_TIMEOUT):
+                async for pushed in self._pushed.follow(
+                    self.host, self.port, None, timeout=CLIENT_TIMEOUT, tls=tls_options(self.pin)
+                ):
                     self._async_apply_push(pushed)
                     delay = PUSH_RETRY_MIN
             except PushNotSupported:

@@ -49,5 +49,8 @@ async def async_get_config_entry_diagnostics(
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "update_interval": str(coordinator.update_interval),
         "push_active": coordinator.push_active,
+        # The pinned fingerprint stays in entry.data: it is public (the server shows it
+        # to every client, zeroconf publishes it) and tells which certificate is trusted.
+        "tls_active": coordinator.tls_active,
         "ups": ups,
     }

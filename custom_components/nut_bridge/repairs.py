@@ -10,8 +10,14 @@
   services.py when the server refuses a command, SET VAR or FSD with the entry's
   credentials; fixable (the fix flow opens the entry's re-authentication), deleted
   when an action later succeeds.
+* ``certificate_changed`` / ``tls_unavailable`` (per entry): raised by the coordinator
+  when the server of an entry with a pinned certificate shows another certificate, or
+  no longer offers STARTTLS; no credential is sent then. Deleted once a connection with
+  the pinned certificate succeeds (or the entry is removed), not when the entry
+  unloads: they are what keeps it from loading. The fix flow of ``certificate_changed``
+  lets the user accept the new certificate (pinned, the entry reloads) or keep refusing.
 
-All issues of an entry are deleted when it unloads (a reload after new
+The other issues of an entry are deleted when it unloads (a reload after new
 credentials included); a setup re-raises whatever still holds.
 """
 
@@ -33,8 +39,15 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, KEY_MFR, KEY_MODEL
-from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator
+from .const import (
+    CONF_TLS_SHA256,
+    DOMAIN,
+    ISSUE_CERTIFICATE_CHANGED,
+    ISSUE_TLS_UNAVAILABLE,
+    KEY_MFR,
+    KEY_MODEL,
+)
+from .coordinator import NutBridgeConfigEntry, NutBridgeCoordinator, tls_issue_id
 
 # How long a UPS may go without current data before the data_stale issue.
 STALE_AFTER: Final = timedelta(minutes=10)
@@ -274,8 +287,53 @@ class CredentialsRepairFlow(RepairsFlow):
         return self.async_abort(reason="reauth_started", next_flow=(FlowType.CONFIG_FLOW, flow_id))
 
 
+class CertificateRepairFlow(RepairsFlow):
+    """The server shows another certificate: accept (pin) it, or keep refusing."""
+
+    def __init__(self, entry_id: str, fingerprint: str) -> None:
+        self._entry_id = entry_id
+        self._fingerprint = fingerprint
+
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        if self.hass.config_entries.async_get_entry(self._entry_id) is None:
+            return self.async_abort(reason="entry_removed")
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        return self.async_show_menu(
+            step_id="init",
+            menu_options=["accept", "refuse"],
+            description_placeholders=issue.translation_placeholders if issue else None,
+        )
+
+    async def async_step_accept(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        """Pin the certificate the issue showed (not whatever the server shows now)."""
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        if entry is None:
+            return self.async_abort(reason="entry_removed")
+        self.hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_TLS_SHA256: self._fingerprint}
+        )
+        ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return self.async_create_entry(data={})
+
+    async def async_step_refuse(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        """Nothing changes: the entry keeps refusing the certificate (the issue stays)."""
+        return self.async_abort(reason="refused")
+
+
+@callback
+def async_clear_tls_issues(hass: HomeAssistant, entry_id: str) -> None:
+    """The entry is removed: its TLS issues go with it."""
+    for kind in (ISSUE_CERTIFICATE_CHANGED, ISSUE_TLS_UNAVAILABLE):
+        ir.async_delete_issue(hass, DOMAIN, tls_issue_id(kind, entry_id))
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """The fix flow of a permission issue (the only fixable ones)."""
-    return CredentialsRepairFlow(str((data or {}).get("entry_id", "")))
+    """The fix flow of a fixable issue: a changed certificate, or a refused permission."""
+    data = data or {}
+    entry_id = str(data.get("entry_id", ""))
+    if issue_id == tls_issue_id(ISSUE_CERTIFICATE_CHANGED, entry_id):
+        return CertificateRepairFlow(entry_id, str(data.get("fingerprint", "")))
+    return CredentialsRepairFlow(entry_id)

@@ -19,9 +19,9 @@ from homeassistant.util.json import JsonValueType
 
 from nutbridge.client import NutError, ReconnectingClient
 
-from .const import AUTH_FAILED_CODES, CLIENT_TIMEOUT, DOMAIN
+from .const import AUTH_FAILED_CODES, CLIENT_TIMEOUT, CONF_TLS_SHA256, DOMAIN
 from .controls import UpsControls
-from .coordinator import NutBridgeConfigEntry
+from .coordinator import NutBridgeConfigEntry, tls_options
 from .entity import ups_of_device
 from .repairs import async_clear_access_denied, async_report_access_denied
 
@@ -86,8 +86,14 @@ def _refused(
 
 @asynccontextmanager
 async def async_control_client(entry: NutBridgeConfigEntry) -> AsyncIterator[ReconnectingClient]:
-    """A short-lived authenticated connection with the entry's credentials."""
-    client = ReconnectingClient(entry.data[CONF_HOST], entry.data[CONF_PORT], timeout=CLIENT_TIMEOUT)
+    """A short-lived authenticated connection with the entry's credentials (and its
+    pinned certificate: the coordinator's TLS rules apply here too)."""
+    client = ReconnectingClient(
+        entry.data[CONF_HOST],
+        entry.data[CONF_PORT],
+        timeout=CLIENT_TIMEOUT,
+        tls=tls_options(entry.data.get(CONF_TLS_SHA256)),
+    )
     try:
         await client.connect()
         if username := entry.data.get(CONF_USERNAME):

@@ -319,7 +319,8 @@ class NutConfig:
             NUT_PIDPATH=str(self.run),
             NUT_ALTPIDPATH=str(self.run),
             NUT_QUIET_INIT_SSL="true",
-            # Bridges keep their event history here, not in /var/lib/nut-bridge.
+            # NUT_STATEPATH above wins (the state goes to <run>/nut-bridge); this one is for a
+            # bridge started without it. Never /var/lib/nut-bridge from a test.
             STATE_DIRECTORY=str(self.root / "state"),
             TZ="UTC",
             LANG="C",

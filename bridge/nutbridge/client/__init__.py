@@ -12,7 +12,9 @@ from .errors import (
     SERVER_DISCONNECTED,
     TIMEOUT,
     TLS_ERROR,
+    CertificateMismatch,
     NutError,
+    TLSNotOffered,
     error_text,
 )
 from .reconnect import ReconnectingClient
@@ -27,11 +29,13 @@ __all__ = [
     "SERVER_DISCONNECTED",
     "TIMEOUT",
     "TLS_ERROR",
+    "CertificateMismatch",
     "NutClient",
     "NutError",
     "ReconnectingClient",
     "Session",
     "TLSMode",
+    "TLSNotOffered",
     "TLSOptions",
     "check_err",
     "error_text",

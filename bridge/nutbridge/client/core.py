@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
@@ -29,8 +29,16 @@ from ..protocol import messages
 from ..protocol.errors import Err
 from ..protocol.wire import request
 from .connection import Connection
-from .errors import PROTOCOL_ERROR, SERVER_DISCONNECTED, TIMEOUT, TLS_ERROR, NutError
-from .tls import TLSMode, TLSOptions
+from .errors import (
+    PROTOCOL_ERROR,
+    SERVER_DISCONNECTED,
+    TIMEOUT,
+    TLS_ERROR,
+    CertificateMismatch,
+    NutError,
+    TLSNotOffered,
+)
+from .tls import TLSMode, TLSOptions, fingerprint
 
 DEFAULT_PORT = 3493
 DEFAULT_TIMEOUT = 10.0
@@ -85,6 +93,36 @@ def check_err(line: str) -> None:
     _read(line, messages.check_err, line)
 
 
+async def start_tls(conn: Connection, host: str, opts: TLSOptions, timeout: float) -> bool:
+    """Send STARTTLS on a fresh plaintext connection and upgrade it as ``opts`` say.
+
+    Returns False when the server declined and ``opts.mode`` is TRY (carry on in
+    plaintext, as NUT's TRYSSL does); raises TLSNotOffered when it declined and TLS is
+    required, NutError(TLS-ERROR) when the handshake fails, CertificateMismatch when
+    the certificate is not the pinned one. Nothing but STARTTLS is sent before the
+    certificate is accepted, so a caller may send credentials right after.
+    """
+    await conn.write(b"STARTTLS\n", timeout)
+    line = await conn.readline(timeout)
+    if not messages.parse_starttls(line):
+        if opts.mode is TLSMode.TRY:
+            return False
+        try:
+            check_err(line)
+        except NutError as exc:
+            raise TLSNotOffered(exc.code, exc.extra, answer=line) from None
+        raise TLSNotOffered(PROTOCOL_ERROR, answer=line)
+    hostname = host if (opts.cafile or opts.context) and opts.check_hostname else None
+    try:
+        await conn.start_tls(opts.build_context(), hostname, timeout)
+    except (OSError, TimeoutError) as exc:
+        raise NutError(TLS_ERROR, detail=str(exc)) from exc
+    der = conn.peer_cert_der()
+    if not opts.check_pin(der):
+        raise CertificateMismatch(fingerprint(der) if der else "")
+    return True
+
+
 class NutClient:
     """One connection to a upsd. Use ``async with NutClient(host) as c:``."""
 
@@ -108,6 +146,12 @@ class NutClient:
     def tls_active(self) -> bool:
         return self._conn is not None and self._conn.tls
 
+    @property
+    def peer_fingerprint(self) -> str | None:
+        """SHA-256 fingerprint of the server's certificate while TLS is up, else None."""
+        der = self._conn.peer_cert_der() if self._conn is not None and self._conn.tls else None
+        return fingerprint(der) if der else None
+
     async def connect(self) -> None:
         async with self._lock:
             await self._connect()
@@ -122,28 +166,19 @@ class NutClient:
             raise
 
     async def _starttls(self) -> None:
-        opts = self.tls_options
-        line = await self._exchange(b"STARTTLS\n")
-        if not messages.parse_starttls(line):
-            if opts.mode is TLSMode.TRY:
-                return  # NUT's TRYSSL: carry on in plaintext on any other answer
-            check_err(line)
-            raise NutError(PROTOCOL_ERROR, answer=line)
         conn = self._require()
-        hostname = self.host if (opts.cafile or opts.context) and opts.check_hostname else None
         try:
-            await conn.start_tls(opts.build_context(), hostname, self.timeout)
-        except (OSError, TimeoutError) as exc:
-            raise NutError(TLS_ERROR, detail=str(exc)) from exc
-        if not opts.check_pin(conn.peer_cert_der()):
-            raise NutError(TLS_ERROR, detail="certificate fingerprint mismatch")
+            await start_tls(conn, self.host, self.tls_options, self.timeout)
+        except NutError as exc:
+            if exc.disconnected or conn.closing:
+                await self._drop()
+            raise
 
     async def starttls(self) -> None:
         """Explicit STARTTLS on an open plaintext connection (mode REQUIRE semantics)."""
         async with self._lock:
             saved = self.tls_options
-            self.tls_options = TLSOptions(TLSMode.REQUIRE, saved.cafile, saved.pin_sha256,
-                                          saved.check_hostname, saved.context)
+            self.tls_options = replace(saved, mode=TLSMode.REQUIRE)
             try:
                 await self._starttls()
             finally:

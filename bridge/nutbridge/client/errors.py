@@ -58,3 +58,20 @@ class NutError(Exception):
     @property
     def disconnected(self) -> bool:
         return self.code in (SERVER_DISCONNECTED, TIMEOUT)
+
+
+class CertificateMismatch(NutError):
+    """The server's certificate is not the pinned one (TLS-ERROR); nothing else was sent.
+
+    ``fingerprint``: the SHA-256 of the certificate the server presented ("" if none),
+    so that a caller can show it and let the user accept it.
+    """
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__(TLS_ERROR, detail="certificate fingerprint mismatch")
+        self.fingerprint = fingerprint
+
+
+class TLSNotOffered(NutError):
+    """STARTTLS was required but the server declined it (its ERR code, e.g.
+    FEATURE-NOT-CONFIGURED, or PROTOCOL-ERROR for another answer); nothing else was sent."""

@@ -1,9 +1,10 @@
 """Push updates from a NUT Bridge (the SUBSCRIBE extension, docs/push.md).
 
-``subscribe()`` opens its own connection, sends ``SUBSCRIBE``, and yields one
-:class:`Update` per batch the bridge sends: first a full snapshot per UPS, then
-only what changed. A server that is not a bridge answers ``ERR UNKNOWN-COMMAND``,
-raised as :class:`PushNotSupported` so the caller falls back to polling.
+``subscribe()`` opens its own connection (STARTTLS first when given TLS options),
+sends ``SUBSCRIBE``, and yields one :class:`Update` per batch the bridge sends: first
+a full snapshot per UPS, then only what changed. A server that is not a bridge answers
+``ERR UNKNOWN-COMMAND``, raised as :class:`PushNotSupported` so the caller falls back to
+polling.
 
 ``watch()`` (or :meth:`UpsStates.follow`) does the merging for the caller: it keeps
 every UPS's whole state (variables and availability) and yields the UPS's
@@ -31,7 +32,10 @@ from ..protocol import messages
 from ..protocol.errors import Err
 from ..protocol.tokenizer import Line, Tokenizer
 from ..protocol.wire import request
+from .connection import Connection
+from .core import start_tls
 from .errors import PROTOCOL_ERROR, NutError
+from .tls import TLSMode, TLSOptions
 
 # Bytes handed to the tokenizer at once: a flood of empty lines queues at most this many.
 READ_SIZE = 4096
@@ -57,9 +61,19 @@ class Update:
 
 
 async def subscribe(host: str, port: int, ups: list[str] | None = None,
-                    timeout: float = 10.0) -> AsyncGenerator[Update, None]:
-    """Yield updates until the connection drops (then ConnectionError)."""
+                    timeout: float = 10.0, tls: TLSOptions | None = None) -> AsyncGenerator[Update, None]:
+    """Yield updates until the connection drops (then ConnectionError).
+
+    ``tls``: STARTTLS first, as :class:`~nutbridge.client.NutClient` does with the
+    same options (and with the same errors: TLSNotOffered, CertificateMismatch...).
+    """
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    if tls is not None and tls.mode is not TLSMode.OFF:
+        try:
+            await start_tls(Connection(reader, writer), host, tls, timeout)
+        except BaseException:
+            writer.close()
+            raise
     tok = Tokenizer()
     pending: deque[tuple[str, ...]] = deque()
 
@@ -179,10 +193,10 @@ class UpsStates(Mapping[str, UpsState]):
         self._states.pop(ups, None)
 
     async def follow(self, host: str, port: int, ups: list[str] | None = None,
-                     timeout: float = 10.0) -> AsyncGenerator[UpsState, None]:
+                     timeout: float = 10.0, tls: TLSOptions | None = None) -> AsyncGenerator[UpsState, None]:
         """Subscribe and yield each batch's UPS as a whole state; errors as :func:`subscribe`."""
         seen: set[str] = set()
-        async with aclosing(subscribe(host, port, ups, timeout)) as updates:
+        async with aclosing(subscribe(host, port, ups, timeout, tls)) as updates:
             async for update in updates:
                 state = self.apply(update, snapshot=update.ups not in seen)
                 seen.add(update.ups)
@@ -190,10 +204,10 @@ class UpsStates(Mapping[str, UpsState]):
 
 
 def watch(host: str, port: int, ups: list[str] | None = None,
-          timeout: float = 10.0) -> AsyncGenerator[UpsState, None]:
+          timeout: float = 10.0, tls: TLSOptions | None = None) -> AsyncGenerator[UpsState, None]:
     """Yield the whole :class:`UpsState` of a UPS after each of its batches.
 
     ``UpsStates().follow(...)``; keep an :class:`UpsStates` and call its ``follow``
     instead to see every UPS at any time, or to keep states across reconnections.
     """
-    return UpsStates().follow(host, port, ups, timeout)
+    return UpsStates().follow(host, port, ups, timeout, tls)

@@ -1,4 +1,10 @@
-"""STARTTLS options: verification against a CA file and/or SHA-256 certificate pinning."""
+"""STARTTLS options: verification against a CA file, SHA-256 certificate pinning, or
+trust on first use (any certificate; the caller reads its fingerprint and pins it).
+
+The fingerprint is the SHA-256 of the certificate's DER, 64 lowercase hex digits: what a
+NUT Bridge publishes (zeroconf TXT ``tls_sha256``, Supervisor discovery) and what a
+client stores as its pin.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +42,10 @@ class TLSOptions:
     check_hostname: bool = True
     # A caller-built context overrides cafile/check_hostname (pinning still applies).
     context: ssl.SSLContext | None = None
+    # Trust on first use: accept whatever certificate the server presents, unverified;
+    # the caller reads NutClient.peer_fingerprint and decides (e.g. shows it, pins it).
+    # Never send a secret on such a connection before that decision.
+    tofu: bool = False
 
     def build_context(self) -> ssl.SSLContext:
         if self.context is not None:
@@ -44,8 +54,9 @@ class TLSOptions:
             ctx = ssl.create_default_context(cafile=self.cafile)
             ctx.check_hostname = self.check_hostname
             return ctx
-        if self.pin_sha256:
-            # The pin replaces chain validation: the exact certificate is trusted.
+        if self.pin_sha256 or self.tofu:
+            # The pin replaces chain validation: the exact certificate is trusted (or,
+            # first use, any certificate, judged by the caller from its fingerprint).
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE

@@ -1,4 +1,5 @@
-"""upsd.conf: listeners, limits, TLS, and the bridge's host-based access control."""
+"""upsd.conf: listeners, limits, TLS, and the bridge's extensions (host-based access control,
+push, zeroconf, the self-signed certificate's opt-out ``AUTO_TLS false``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ class UpsdConf:
     # Bridge extensions: push subscriptions and zeroconf advertisement.
     push: bool = True
     advertise: bool = False
+    # Bridge extension: without CERTFILE, a bridge listening beyond loopback makes its own
+    # self-signed certificate and offers STARTTLS (docs/tls.md); AUTO_TLS false: it does not.
+    # None (not in the file): the role decides, on for `nutbridge serve`, off for the drop-in
+    # `nutbridge upsd`, which must answer STARTTLS as the C upsd it replaces.
+    auto_tls: bool | None = None
 
     def listeners(self) -> list[Listen]:
         if self.listen:
@@ -136,7 +142,8 @@ def parse_upsd_conf(path: Path, entries: list[Entry] | None = None) -> UpsdConf:
                 raise e.error(path, f"{key} expects one value")
             setattr(conf, key.lower(), args[0])
             continue
-        if key in ("ALLOW_NO_DEVICE", "ALLOW_NOT_ALL_LISTENERS", "DISABLE_WEAK_SSL", "PUSH", "ADVERTISE"):
+        if key in ("ALLOW_NO_DEVICE", "ALLOW_NOT_ALL_LISTENERS", "DISABLE_WEAK_SSL", "PUSH", "ADVERTISE",
+                   "AUTO_TLS"):
             if len(args) != 1:
                 raise e.error(path, f"{key} expects true or false")
             setattr(conf, key.lower(), _bool(e, path, args[0]))

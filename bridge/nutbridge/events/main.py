@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
+from ..config.parser import ConfigError
+from ..config.upsd_conf import parse_upsd_conf
 from ..history import KINDS, NAME, Event, Loaded, parse_ts, read_file, ups_matches
 from ..statedir import _candidates
 
@@ -38,8 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         "bridge starts and stops. Oldest first; times in local time.",
     )
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                   help="the bridge's state directory (default: as `nutbridge serve`: "
-                   "$STATE_DIRECTORY, /var/lib/nut-bridge, ~/.local/state/nut-bridge)")
+                   help="the bridge's state directory (default: where `nutbridge serve` with the "
+                   "same configuration keeps it, see docs/discovery.md)")
+    p.add_argument("-c", "--config-dir", type=Path, default=None,
+                   help="the configuration directory of the bridge whose history to read "
+                   "(default: $NUT_CONFPATH, else /etc/nut's bridge)")
     p.add_argument("-n", dest="count", type=int, default=DEFAULT_COUNT, metavar="N",
                    help=f"show the last N matching events (default {DEFAULT_COUNT}; 0: all)")
     p.add_argument("--ups", metavar="NAME", help="only this UPS")
@@ -63,13 +68,24 @@ def _histories(d: Path) -> list[Path]:
     return [d / n for n in sorted(names) if n.endswith(f"{NAME}.jsonl")]
 
 
-def _find_dir(explicit: Path | None) -> Path | str:
+def _statepath(confdir: Path | None) -> str | None:
+    """upsd.conf's STATEPATH (the state directory follows it), quietly: a broken upsd.conf is
+    the bridge's to report, not ours."""
+    if confdir is None:
+        return None
+    try:
+        return parse_upsd_conf(confdir / "upsd.conf").statepath
+    except (ConfigError, OSError):
+        return None
+
+
+def _find_dir(explicit: Path | None, confdir: Path | None = None) -> Path | str:
     """The state directory to read, or an error message."""
     if explicit is not None:
         if not explicit.is_dir():
             return f"state directory {explicit} not found"
         return explicit
-    tried = _candidates(None)
+    tried = _candidates(None, confdir, _statepath(confdir))
     for d in tried:
         if _histories(d):
             return d
@@ -117,7 +133,10 @@ def main(argv: list[str]) -> int:
             since = parse_ts(args.since)
         except ValueError:
             return _fail(f"--since: {args.since!r} is not an ISO 8601 time (e.g. 2026-05-01T12:00)")
-    where = _find_dir(args.state_dir)
+    confdir = args.config_dir
+    if confdir is None and os.environ.get("NUT_CONFPATH"):
+        confdir = Path(os.environ["NUT_CONFPATH"])
+    where = _find_dir(args.state_dir, confdir)
     if isinstance(where, str):
         return _fail(where)
     sources: list[list[tuple[Event, str]]] = []

@@ -46,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="listen here instead of upsd.conf's LISTEN lines (repeatable; "
                    "IPv6 as [::1]:3493)")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                   help="persistent state (server id, event history) (default: $STATE_DIRECTORY, else "
-                   "/var/lib/nut-bridge if writable, else ~/.local/state/nut-bridge)")
+                   help="persistent state: server id, event history, generated TLS certificate "
+                   "(default: <STATEPATH>/nut-bridge when upsd.conf STATEPATH or $NUT_STATEPATH is "
+                   "set, else $STATE_DIRECTORY, else /var/lib/nut-bridge for /etc/nut and the "
+                   "embedded configuration, /var/lib/nut-bridge/config/<name>-<hash> for another "
+                   "config dir; under ~/.local/state/nut-bridge when /var/lib is not writable; "
+                   "docs/discovery.md)")
     p.add_argument("--no-zeroconf", dest="zeroconf", action="store_false",
                    help="do not advertise _nut._tcp over mDNS (by default a bridge listening on "
                    "a non-loopback address is advertised)")

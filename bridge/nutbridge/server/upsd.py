@@ -436,13 +436,16 @@ def _fmt(addr: tuple[str, int]) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
-def make_ssl_context(conf: UpsdConf) -> ssl.SSLContext | None:
-    """Server TLS context from CERTFILE (PEM: certificate chain and key)."""
-    if not conf.certfile:
+def make_ssl_context(conf: UpsdConf, certfile: str | os.PathLike[str] | None = None) -> ssl.SSLContext | None:
+    """Server TLS context from CERTFILE (PEM: certificate chain and key), or from ``certfile``
+    (the bridge's generated certificate, server/selfsigned.py) with CERTFILE's companions
+    (CERTREQUEST, CERTPATH) applied all the same."""
+    certfile = certfile or conf.certfile
+    if not certfile:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(conf.certfile)  # raises: upsd must refuse to start
+    ctx.load_cert_chain(certfile)  # raises: upsd must refuse to start
     if conf.certrequest and conf.certpath:
         p = conf.certpath
         if os.path.isdir(p):

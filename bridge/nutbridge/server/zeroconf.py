@@ -3,9 +3,10 @@
 Only a bridge that listens on a non-loopback address is advertised: the secure
 default (127.0.0.1) is unreachable from the LAN, so announcing it would only
 mislead. The TXT ``id`` is the state directory's server id, so a client (Home
-Assistant) recognises the bridge after it moved to another address. python-zeroconf
-is optional (the ``zeroconf`` extra) and imported only when something is advertised.
-See docs/discovery.md.
+Assistant) recognises the bridge after it moved to another address; ``tls_sha256`` (when
+upsd offers STARTTLS) is the SHA-256 of its certificate's DER, which a client pins before
+it sends a password. python-zeroconf is optional (the ``zeroconf`` extra) and imported
+only when something is advertised. See docs/discovery.md and docs/tls.md.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def _usable(ip: IPAddress) -> bool:
     return not (ip.is_loopback or ip.is_unspecified or (ip.version == 6 and ip.is_link_local))
 
 
-def _host_addresses() -> list[IPAddress]:
+def host_addresses() -> list[IPAddress]:
+    """The host's usable addresses (ImportError without python-zeroconf's ifaddr)."""
     import ifaddr  # a dependency of python-zeroconf
 
     out: list[IPAddress] = []
@@ -52,25 +54,32 @@ def _host_addresses() -> list[IPAddress]:
     return out
 
 
+def reachable(bound: list[tuple[str, int]]) -> bool:
+    """Does upsd listen beyond loopback (on a wildcard or a non-loopback address)?
+
+    What decides both the advertisement and the generated TLS certificate (docs/tls.md)."""
+    return any(not _ip(h).is_loopback for h, _ in bound)
+
+
 def advertised(bound: list[tuple[str, int]]) -> tuple[int, list[IPAddress], list[str]] | None:
     """(port, addresses, interfaces) to advertise for upsd's bound sockets, or None.
 
     The first port on a non-loopback address wins. ``0.0.0.0``/``::`` stand for all of
     the host's addresses (and all interfaces: ``interfaces`` is then empty).
     """
-    public = [(_ip(h), p) for h, p in bound if not _ip(h).is_loopback]
-    if not public:
+    if not reachable(bound):
         return None
+    public = [(_ip(h), p) for h, p in bound if not _ip(h).is_loopback]
     port = public[0][1]
     ips = [ip for ip, p in public if p == port]
     specific = [ip for ip in ips if _usable(ip)]
     if wildcard := {ip.version for ip in ips if ip.is_unspecified}:
-        host = [ip for ip in _host_addresses() if ip.version in wildcard]
+        host = [ip for ip in host_addresses() if ip.version in wildcard]
         return port, host + [ip for ip in specific if ip not in host], []
     return port, specific, [str(ip) for ip in specific if ip.version == 4]
 
 
-def _label(text: str) -> str:
+def host_label(text: str) -> str:
     """A host name fit for ``<name>.local.``."""
     return re.sub(r"[^A-Za-z0-9-]", "-", text.split(".")[0]).strip("-")[:63] or "nut-bridge"
 
@@ -78,10 +87,12 @@ def _label(text: str) -> str:
 class Advertiser:
     """Registers the service in the background; ``stop()`` sends the goodbyes."""
 
-    def __init__(self, bound: list[tuple[str, int]], server_id: Callable[[], str], push: bool) -> None:
+    def __init__(self, bound: list[tuple[str, int]], server_id: Callable[[], str], push: bool,
+                 tls_sha256: str | None = None) -> None:
         self._bound = bound
         self._server_id = server_id
         self._push = push
+        self._tls_sha256 = tls_sha256  # None: upsd does not offer STARTTLS
         self._zc: AsyncZeroconf | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -101,22 +112,25 @@ class Advertiser:
         if not addresses:
             log.warning("zeroconf: no usable address to advertise")
             return
-        host = _label(socket.gethostname())
+        host = host_label(socket.gethostname())
         server_id = self._server_id()
+        properties = {
+            "txtvers": "1",
+            "vendor": "nut-bridge",
+            "id": server_id,
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "push": "1" if self._push else "0",
+        }
+        if self._tls_sha256:
+            properties["tls_sha256"] = self._tls_sha256
         info = AsyncServiceInfo(
             SERVICE_TYPE,
             f"NUT Bridge on {host}"[:63] + "." + SERVICE_TYPE,
             port=port,
             addresses=[ip.packed for ip in addresses],
             server=f"{host}.local.",
-            properties={
-                "txtvers": "1",
-                "vendor": "nut-bridge",
-                "id": server_id,
-                "version": __version__,
-                "protocol": PROTOCOL_VERSION,
-                "push": "1" if self._push else "0",
-            },
+            properties=properties,
         )
         try:
             self._zc = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All)
