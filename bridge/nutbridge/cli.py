@@ -17,6 +17,7 @@ import sys
 
 TOOLS = {
     "serve": "nutbridge.server.main",
+    "app": "nutbridge.app",
     "upsd": "nutbridge.upsd_main",
     "driver": "nutbridge.driver_main",
     "upsc": "nutbridge.tools.upsc",
@@ -36,6 +37,7 @@ usage: nutbridge COMMAND [ARGS...]
 
 commands:
   serve      run the bridge (drivers + upsd) from NUT configuration files
+  app        entry point of the Home Assistant app: options.json -> NUT files, serve, discovery
   upsd       NUT's upsd: serve the drivers that upsdrvctl or systemd started (no drivers of its own)
   driver     run one of the bridge's drivers as a NUT driver process for a C upsd (-a <ups>)
   upsc       NUT's upsc: list UPSes, show variables
