@@ -986,3 +986,27 @@ def test_serve_reconnects_to_a_driver_that_hung_up(tmp_path: Path) -> None:
         time.sleep(3)
         realnut.wait_ready_ups(cfg.port, ["big"], timeout=15)
         assert hosted_pid(br.proc.pid, "big") == pid, br.log()[-3000:]
+
+
+def test_leftover_private_directories_swept_only_when_their_owner_is_surely_dead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bridge started after one that was SIGKILLed removes that one's private directories,
+    but a pid is only meaningful in the PID namespace it was written in: the directory of a
+    bridge in another namespace sharing this /tmp (a container, ``unshare --pid``: CI once lost
+    a live bridge's directories to one) is left alone, as is a live owner's."""
+    from nutbridge.drivers.external import driver as external
+
+    ns = os.readlink("/proc/self/ns/pid")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owners = {"dead": f"{dead.pid} {ns}", "alive": f"{os.getpid()} {ns}",
+              "elsewhere": f"{dead.pid} pid:[1]", "old-format": f"{dead.pid}"}
+    for name, owner in owners.items():
+        d = tmp_path / f"{external.PRIVATE_PREFIX}{name}"
+        d.mkdir()
+        (d / external.OWNER_FILE).write_text(owner + "\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(external, "_swept", False)
+    external._sweep_leftovers()
+    left = sorted(p.name.removeprefix(external.PRIVATE_PREFIX) for p in tmp_path.iterdir())
+    assert left == ["alive", "elsewhere", "old-format"]

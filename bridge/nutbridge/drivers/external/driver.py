@@ -79,7 +79,7 @@ KILLPOWER_TIMEOUT = 120.0
 OUTPUT_LINE_MAX = 1024
 OUTPUT_BURST, OUTPUT_RATE = 50, 1.0  # driver output lines logged: burst, then per second
 PRIVATE_PREFIX = "nutbridge-"  # private directories, in tempfile.gettempdir()
-OWNER_FILE = "owner"  # in each: the bridge's pid, so a later bridge can remove a dead one's
+OWNER_FILE = "owner"  # in each: the bridge's pid and PID namespace, so a later bridge can remove a dead one's
 # lines that say nothing about why a driver stopped (2.8.5 tells it is not a systemd unit)
 _NOISE = ("upsnotify:",)
 
@@ -550,7 +550,7 @@ class HostedDriver(AttachedDriver):
         self._remove_dir()
         _sweep_leftovers()
         directory = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
-        (directory / OWNER_FILE).write_text(f"{os.getpid()}\n")
+        (directory / OWNER_FILE).write_text(f"{os.getpid()} {_pid_namespace()}\n")
         try:
             path = locate.socket_path(directory, self.driver, self.device.name)
         except ValueError as exc:
@@ -695,16 +695,29 @@ def _sweep_leftovers() -> None:
     if _swept:
         return
     _swept = True
+    ours = _pid_namespace()
     for directory in Path(tempfile.gettempdir()).glob(PRIVATE_PREFIX + "*"):
         try:
             if directory.stat().st_uid != os.geteuid():
                 continue
-            pid = int((directory / OWNER_FILE).read_text().split()[0])
-            os.kill(pid, 0)
+            words = (directory / OWNER_FILE).read_text().split()
+            # a pid means something only in the namespace it was written in: a bridge in
+            # another one (a container or `unshare --pid` sharing this /tmp) may well live
+            if len(words) != 2 or words[1] != ours:
+                continue
+            os.kill(int(words[0]), 0)
         except ProcessLookupError:
             shutil.rmtree(directory, ignore_errors=True)
         except (OSError, ValueError, IndexError):
             continue  # not one of ours, or its owner lives
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (``pid:[4026531836]``), or "?" where /proc does not say."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "?"
 
 
 def _status(rc: int | None) -> str:
