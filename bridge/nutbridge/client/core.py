@@ -112,10 +112,13 @@ async def start_tls(conn: Connection, host: str, opts: TLSOptions, timeout: floa
         except NutError as exc:
             raise TLSNotOffered(exc.code, exc.extra, answer=line) from None
         raise TLSNotOffered(PROTOCOL_ERROR, answer=line)
-    hostname = host if (opts.cafile or opts.context) and opts.check_hostname else None
+    ctx = opts.build_context()
+    # the name to check the certificate against whenever the context checks one (the system
+    # store without a pin checks it too: a context that checks names refuses to start without)
+    hostname = host if ctx.check_hostname else None
     try:
-        await conn.start_tls(opts.build_context(), hostname, timeout)
-    except (OSError, TimeoutError) as exc:
+        await conn.start_tls(ctx, hostname, timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
         raise NutError(TLS_ERROR, detail=str(exc)) from exc
     der = conn.peer_cert_der()
     if not opts.check_pin(der):
