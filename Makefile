@@ -73,6 +73,8 @@ help:
 	@echo "make bench-ha [BENCH_ARGS=--quick] HA push latency, command to state -> docs/benchmarks.md (runs in sid if Python < 3.14.2)"
 	@echo "make bench-network [BENCH_ARGS=--quick] snmp-ups / powerman-pdu agent restart, bridge vs C -> docs/benchmarks.md"
 	@echo "make bench-hosting [BENCH_ARGS=--quick] NUT's C drivers hosted by the bridge vs the C upsd: CPU/RSS, latency, restart -> docs/benchmarks.md"
+	@echo "make screenshots            docs/img/status-page*.png from a real bridge in headless Chromium"
+	@echo "make bench-metrics          /metrics rendering cost for 1,000 UPSes vs prometheus_client -> docs/benchmarks.md"
 	@echo "make image                  container image localhost/nutbridge:VERSION from nut_bridge_app/Dockerfile (podman, root)"
 	@echo "make image-test             make image, then tests/test_image.py: hadolint, the entry point in the image, upsc"
 	@echo "make hacs                   dist/nut_bridge.zip: HACS release asset with nutbridge vendored (Python >= 3.14)"
@@ -262,6 +264,18 @@ bench-network: $(STAMP_TEST)
 .PHONY: bench-hosting
 bench-hosting: $(STAMP_TEST)
 	$(VPY) benchmarks/hosting.py $(BENCH_ARGS)
+
+# The status page's screenshots (docs/img/status-page*.png), taken by the browser test from a
+# real bridge in Debian's headless Chromium. Not part of `make test`.
+.PHONY: screenshots
+screenshots: $(STAMP_TEST)
+	NUTBRIDGE_SCREENSHOTS=1 $(VPY) -m pytest -q -p no:cacheprovider tests/test_web_page.py -k chromium
+
+# What a Prometheus scrape of /metrics costs with 1,000 UPSes, against prometheus_client's own
+# writer (writes "/metrics rendering"; ~1 min).
+.PHONY: bench-metrics
+bench-metrics: $(STAMP_TEST)
+	$(VPY) benchmarks/metrics_render.py $(BENCH_ARGS)
 
 # Home Assistant push latency (writes "Home Assistant push latency"; ~2 min, --quick ~20 s).
 # Home Assistant's harness needs Python >= 3.14.2: with an older host Python the target

@@ -49,6 +49,7 @@ import pytest
 from nutbridge import __version__, app
 from nutbridge.protocol.wire import request
 from tests.support import realnut
+from tests.support.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parents[1]
 APP_DIR = REPO / "nut_bridge_app"
@@ -130,8 +131,15 @@ def test_config_values_this_app_needs(config: dict[str, Any]) -> None:
     assert SERVICE in config["discovery"]
     assert config["init"] is False  # its own entry point (under tini) reaps and forwards signals
     assert config["usb"] is True and config["uart"] is True and config["udev"] is True
-    assert config["ports"] == {"3493/tcp": 3493}
+    # 3493 published; the status page's 8493 only when the user gives it a host port
+    assert config["ports"] == {"3493/tcp": 3493, "8493/tcp": None}
     assert set(config["ports_description"]) == set(config["ports"])
+    # the Mosquitto broker app's address and account for the mqtt option; "want": the app
+    # installs and runs without a broker
+    assert config["services"] == ["mqtt:want"]
+    # no ingress, no webui: the endpoint is HTTPS-only and refuses framing (docs/ha-app.md),
+    # and a webui on an unpublished port would point at "[HOST]:None"
+    assert "ingress" not in config and "webui" not in config
     assert config["startup"] in ("initialize", "system", "services", "application", "once")
     # what the linter refuses outright
     assert "watchdog" not in config and "full_access" not in config
@@ -206,10 +214,26 @@ def _valid(value: Any, schema: Any, where: str) -> None:
             raise AssertionError(f"{where}: type {typ} unused here, add its check")
 
 
+def _optional(schema: Any) -> bool:
+    leaf = schema[0] if isinstance(schema, list) else schema
+    return isinstance(leaf, str) and leaf.endswith("?")
+
+
 def test_schema_types_and_default_options(config: dict[str, Any]) -> None:
     _check_schema(config["schema"], "schema")
     _valid(config["options"], config["schema"], "options")
-    assert set(config["options"]) == set(config["schema"])  # every option has a default
+    # every required option has a default (an install is valid as it comes); optional ones
+    # may have none (the UI lists them under "unused optional configuration options")
+    required = {k for k, v in config["schema"].items() if not _optional(v)}
+    assert required <= set(config["options"]) <= set(config["schema"])
+    # the options added after 0.1.0's first release are all optional: the options of an
+    # existing install stay valid when the app is updated
+    for key in ("http", "mqtt", "mqtt_url", "mqtt_username", "mqtt_password", "mqtt_commands"):
+        assert _optional(config["schema"][key]), key
+    # switches are shown, off; where the broker is comes from the Supervisor unless set
+    assert {k: config["options"][k] for k in ("http", "mqtt", "mqtt_commands")} == dict.fromkeys(
+        ("http", "mqtt", "mqtt_commands"), False)
+    assert config["schema"]["mqtt_password"].startswith("password")  # masked in the UI
 
 
 def test_schema_is_the_entry_points(config: dict[str, Any]) -> None:
@@ -222,6 +246,7 @@ def test_default_options_are_a_usb_ups(config: dict[str, Any]) -> None:
     opts = app.validate_options(config["options"])
     assert [(u.name, u.driver, u.port) for u in opts.ups] == [("ups", "usbhid-ups", "auto")]
     assert opts.users == [] and opts.listen == "0.0.0.0" and opts.log_level == "info"
+    assert not opts.http and not opts.mqtt and not opts.mqtt_commands and opts.mqtt_url is None
 
 
 def test_translations_cover_every_option_and_port(config: dict[str, Any]) -> None:
@@ -276,8 +301,8 @@ def test_rootfs_scripts_are_executable() -> None:
     out = subprocess.run(["git", "ls-files", "-s", "--", "nut_bridge_app/rootfs"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
-        meta, path = line.split("\t", 1)
-        modes[path] = meta.split()[0]
+        meta, name = line.split("\t", 1)
+        modes[name] = meta.split()[0]
     root = APP_DIR / "rootfs"
     for path in root.rglob("*") if root.exists() else ():
         if path.is_file() and path.read_bytes()[:2] == b"#!":
@@ -359,13 +384,19 @@ class Recorded:
 
 @dataclass
 class StandInSupervisor:
-    """What the app uses of the Supervisor's API: /addons/self/info, /v2/apps/self/info and
-    POST /discovery; every request recorded."""
+    """What the app uses of the Supervisor's API: /addons/self/info, /v2/apps/self/info,
+    POST /discovery and GET /services/<service>; every request recorded.
+
+    ``services`` holds what a provider registered (the Supervisor answers it as ``data``; an
+    unregistered service is its 400 "Service not enabled"); ``services_status`` answers every
+    service request with that status instead (403: the app has no ``services:`` role)."""
 
     port: int = field(default_factory=realnut.free_port)
     info: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         "/addons/self/info": {"hostname": "abc12345-nut-bridge", "slug": "abc12345_nut_bridge"}})
     discovery_status: int = 200
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services_status: int = 200
     requests: list[Recorded] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
     server: ThreadingHTTPServer | None = None
@@ -401,7 +432,16 @@ class StandInSupervisor:
 
             def do_GET(self) -> None:
                 self._record()
-                if self.path in outer.info:
+                if self.path.startswith("/services/"):
+                    name = self.path.removeprefix("/services/")
+                    if outer.services_status != 200:
+                        self._answer(outer.services_status, {
+                            "result": "error", "message": f"No access to {name} service!"})
+                    elif name in outer.services:
+                        self._answer(200, {"result": "ok", "data": outer.services[name]})
+                    else:
+                        self._answer(400, {"result": "error", "message": "Service not enabled"})
+                elif self.path in outer.info:
                     self._answer(200, {"result": "ok", "data": outer.info[self.path]})
                 else:
                     self._answer(404, {"result": "error", "message": "not found"})
@@ -459,6 +499,123 @@ def test_discovery_refused_is_final() -> None:
         app.post_discovery(s.url, "t", {"host": "h"})
     with supervisor(discovery_status=400) as s, pytest.raises(app.Retry):  # "System is not ready"
         app.post_discovery(s.url, "t", {"host": "h"})
+
+
+# ---- the status page and MQTT options -> upsd.conf ------------------------------------------
+
+#: what the Mosquitto broker app registers as the mqtt service (host: its name on the
+#: Supervisor's network; an account it made for apps), as GET /services/mqtt (v1) answers it
+MQTT_SERVICE: dict[str, Any] = {
+    "host": "core-mosquitto", "port": 1883, "ssl": False, "protocol": "3.1.1", "username": "addons",
+    "password": 'broker "pw" #1', "addon": "core_mosquitto"}
+
+
+def _conf(tmp_path: Path, options: dict[str, Any], broker: app.Broker | None = None,
+          http_port: int = 8493) -> Any:
+    """``options`` through ``nutbridge app``'s validation and file writing, read back with the
+    bridge's own upsd.conf parser."""
+    from nutbridge.config.upsd_conf import parse_upsd_conf
+
+    opts = app.validate_options({"ups": [GOOD_UPS], **options})
+    confdir = tmp_path / "nut"
+    app.write_nut_files(opts, confdir, ("homeassistant", "x" * 32), 3493, broker, http_port)
+    return parse_upsd_conf(confdir / "upsd.conf")
+
+
+def test_without_the_new_options_upsd_conf_has_no_http_or_mqtt(tmp_path: Path) -> None:
+    """An install from before the options (none of them set): nothing new is served."""
+    conf = _conf(tmp_path, {"listen": "0.0.0.0"})
+    assert [(x.host, x.port) for x in conf.listen] == [("0.0.0.0", 3493)]
+    assert conf.http_listen == [] and conf.mqtt is None
+    # off switches and an unused URL change nothing either
+    conf = _conf(tmp_path, {"http": False, "mqtt": False, "mqtt_url": "mqtt://b"})
+    assert conf.http_listen == [] and conf.mqtt is None
+
+
+@pytest.mark.parametrize(("listen", "expected"), [
+    ("0.0.0.0", [("0.0.0.0", 8493)]),
+    ("::", [("0.0.0.0", 8493), ("::", 8493)]),
+    ("192.168.1.5", [("192.168.1.5", 8493), ("127.0.0.1", 8493)]),
+    ("127.0.0.1", [("127.0.0.1", 8493)]),
+])
+def test_http_listens_where_upsd_does(tmp_path: Path, listen: str, expected: list[tuple[str, int]]) -> None:
+    conf = _conf(tmp_path, {"listen": listen, "http": True})
+    assert [(x.host, x.port) for x in conf.http_listen] == expected
+    assert [x.host for x in conf.listen] == [h for h, _ in expected]
+    conf = _conf(tmp_path, {"listen": listen, "http": True}, http_port=18493)
+    assert {x.port for x in conf.http_listen} == {18493}
+
+
+def test_mqtt_settings_in_upsd_conf(tmp_path: Path) -> None:
+    password = 'p "q" #r \\s'
+    opts = app.validate_options({"ups": [GOOD_UPS], "mqtt": True, "mqtt_url": "mqtts://[fd00::5]:8884",
+                                 "mqtt_username": "nut bridge", "mqtt_password": password})
+    assert password not in repr(opts)
+    broker = app.resolve_broker(opts, None, "")
+    assert (broker.url, broker.username, broker.password) == (
+        "mqtts://[fd00::5]:8884", "nut bridge", password)
+    assert password not in repr(broker)
+    conf = _conf(tmp_path, {"mqtt": True, "mqtt_url": "mqtts://[fd00::5]:8884",
+                            "mqtt_username": "nut bridge", "mqtt_password": password}, broker)
+    m = conf.mqtt
+    assert (m.host, m.port, m.tls, m.username, m.password) == ("fd00::5", 8884, True, "nut bridge", password)
+    assert m.account is None  # read-only unless mqtt_commands
+    assert (m.discovery_prefix, m.base_topic) == ("homeassistant", "nut-bridge")
+    # it holds a password now: 0600, like upsd.users, in the 0700 directory
+    assert (tmp_path / "nut" / "upsd.conf").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "nut").stat().st_mode & 0o777 == 0o700
+
+    # commands over MQTT run as the app's Home Assistant user (SET, FSD, every command)
+    conf = _conf(tmp_path, {"mqtt": True, "mqtt_url": "mqtt://broker.lan", "mqtt_commands": True},
+                 app.Broker("mqtt://broker.lan:1883", None, None, "test"))
+    assert conf.mqtt.account == "homeassistant" and conf.mqtt.username is None
+    assert (conf.mqtt.host, conf.mqtt.port, conf.mqtt.tls) == ("broker.lan", 1883, False)
+    # mqtt on but no broker found: the UPSes are served, nothing is published
+    assert _conf(tmp_path, {"mqtt": True, "mqtt_commands": True}, None).mqtt is None
+
+
+def test_broker_from_the_supervisors_mqtt_service() -> None:
+    opts = app.validate_options({"ups": [GOOD_UPS], "mqtt": True})
+    with supervisor(services={"mqtt": MQTT_SERVICE}) as s:
+        broker = app.resolve_broker(opts, s.url, "t")
+        assert [(r.method, r.path, r.headers["Authorization"]) for r in s.requests] == [
+            ("GET", "/services/mqtt", "Bearer t")]
+    assert (broker.url, broker.username, broker.password) == (
+        "mqtt://core-mosquitto:1883", "addons", MQTT_SERVICE["password"])
+    assert "core_mosquitto" in broker.source
+    # TLS when the provider says so; an IPv6 address in brackets
+    with supervisor(services={"mqtt": {**MQTT_SERVICE, "ssl": True, "host": "fd00::7", "port": 8883}}) as s:
+        assert app.resolve_broker(opts, s.url, "t").url == "mqtts://[fd00::7]:8883"
+    # the options' user replaces the broker app's account, on the broker app's host
+    mine = app.validate_options({"ups": [GOOD_UPS], "mqtt": True, "mqtt_username": "nut",
+                                 "mqtt_password": "pw"})
+    with supervisor(services={"mqtt": MQTT_SERVICE}) as s:
+        broker = app.resolve_broker(mine, s.url, "t")
+    assert (broker.url, broker.username, broker.password) == ("mqtt://core-mosquitto:1883", "nut", "pw")
+    # mqtt_url: the Supervisor is not asked
+    explicit = app.validate_options({"ups": [GOOD_UPS], "mqtt": True, "mqtt_url": "mqtt://10.0.0.2"})
+    with supervisor(services={"mqtt": MQTT_SERVICE}) as s:
+        broker = app.resolve_broker(explicit, s.url, "t")
+        assert s.requests == []
+    assert (broker.url, broker.username, broker.password) == ("mqtt://10.0.0.2:1883", None, None)
+
+
+def test_no_broker_says_why() -> None:
+    opts = app.validate_options({"ups": [GOOD_UPS], "mqtt": True})
+    with supervisor() as s, pytest.raises(app.NoBroker, match="install the Mosquitto broker app"):
+        app.resolve_broker(opts, s.url, "t")  # no provider: "Service not enabled"
+    with supervisor(services_status=403) as s, pytest.raises(app.NoBroker, match="mqtt:want"):
+        app.resolve_broker(opts, s.url, "t")
+    with supervisor(services={"mqtt": {**MQTT_SERVICE, "host": "a\nb"}}) as s, \
+            pytest.raises(app.NoBroker, match="no usable host"):
+        app.resolve_broker(opts, s.url, "t")
+    with pytest.raises(app.NoBroker, match="set mqtt_url"):
+        app.resolve_broker(opts, None, "")  # outside Home Assistant
+    # a Supervisor that does not answer is asked again, for a bounded time
+    t0 = time.monotonic()
+    with pytest.raises(app.NoBroker, match="did not name the MQTT broker"):
+        app.resolve_broker(opts, f"http://127.0.0.1:{realnut.free_port()}", "t", wait=1.5)
+    assert 1.4 < time.monotonic() - t0 < 5
 
 
 # ---- (b), (d) nutbridge app, for real -------------------------------------------------------
@@ -529,7 +686,7 @@ class AppRun:
 @contextlib.contextmanager
 def run_app(tmp_path: Path, options: dict[str, Any], *, data: Path, name: str,
             supervisor_url: str | None, port: int | None = None,
-            wrapper: tuple[str, ...] = ()) -> Iterator[AppRun]:
+            wrapper: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> Iterator[AppRun]:
     options_path = tmp_path / f"{name}-options.json"
     options_path.write_text(json.dumps(options))
     port = port or realnut.free_port()
@@ -542,7 +699,7 @@ def run_app(tmp_path: Path, options: dict[str, Any], *, data: Path, name: str,
     log_path = tmp_path / f"{name}.log"
     with open(log_path, "wb") as log:
         argv = [*wrapper, sys.executable, "-m", "nutbridge", "app", "--options", str(options_path),
-                "--data", str(data), "--port", str(port)]
+                "--data", str(data), "--port", str(port), *args]
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     run = AppRun(proc, log_path, port)
     try:
@@ -769,6 +926,192 @@ def test_app_without_a_ups_serves_nothing_and_says_so(tmp_path: Path) -> None:
         assert sup.requests == []
 
 
+# ---- the status page and MQTT, for real ------------------------------------------------------
+
+def _https_get(port: int, path: str) -> tuple[int, str, str]:
+    """(status, body, SHA-256 of the server's certificate) of GET https://127.0.0.1:port/path."""
+    import http.client
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the app's self-signed certificate: compared below instead
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+        assert conn.sock is not None
+        der = conn.sock.getpeercert(binary_form=True)
+        assert der
+        return resp.status, body, hashlib.sha256(der).hexdigest()
+    finally:
+        conn.close()
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_app_with_http_serves_the_status_page_and_metrics(tmp_path: Path) -> None:
+    """``http: true``: the status page and /metrics on the HTTP port, over HTTPS with the
+    certificate upsd offers after STARTTLS (the one the app announces)."""
+    realnut.require_module("aiohttp", "a dependency of nutbridge-ups")
+    realnut.require_module("prometheus_client", "a dependency of nutbridge-ups")
+    realnut.require_path(REPO / "bridge/nutbridge/web/server.py", "the HTTP endpoint")
+    options = {"ups": [{"name": "sim", "driver": "simulated", "port": "simulated"}],
+               "listen": "0.0.0.0", "log_level": "info", "http": True}
+    http_port = realnut.free_port()
+    data = tmp_path / "data"
+    with run_app(tmp_path, options, data=data, name="http", supervisor_url=None,
+                 args=("--http-port", str(http_port))) as run:
+        realnut.wait_ready_ups(run.port, ["sim"], timeout=30)
+        realnut.wait_port(http_port, timeout=20)
+        status, page, cert = _https_get(http_port, "/")
+        assert status == 200, page
+        assert "sim" in page and "NUT Bridge" in page  # the first HTML lists the UPS
+        assert cert == _server_fingerprint(run.port) == _pem_fingerprint(data / "tls" / "nutbridge.pem")
+        status, metrics, _ = _https_get(http_port, "/metrics")
+        assert status == 200
+        assert re.search(r'^network_ups_tools_ups_status\{[^}]*ups="sim"', metrics, re.M), metrics[:2000]
+        conf = (data / "nut" / "upsd.conf").read_text()
+        assert f"HTTP_LISTEN 0.0.0.0 {http_port}" in conf and "MQTT" not in conf
+        assert run.terminate() == 0, run.log()
+        assert "Traceback" not in run.log()
+
+
+class Subscriber:
+    """A paho-mqtt client on the test's side: every message, kept by topic."""
+
+    def __init__(self, port: int, user: tuple[str, str], topics: list[str], name: str) -> None:
+        mqtt = realnut.require_module("paho.mqtt.client", "paho-mqtt, with aiomqtt")
+        self.messages: dict[str, list[tuple[bytes, bool]]] = {}
+        self.cond = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+        self.client.username_pw_set(*user)
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            for t in topics:
+                client.subscribe(t)
+
+        def on_message(client: Any, userdata: Any, msg: Any) -> None:
+            with self.cond:
+                self.messages.setdefault(msg.topic, []).append((bytes(msg.payload), bool(msg.retain)))
+                self.cond.notify_all()
+
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def wait(self, match: Any, timeout: float = 30.0) -> tuple[str, bytes, bool]:
+        """The first (topic, payload, retained) for which ``match`` is true."""
+        def found() -> tuple[str, bytes, bool] | None:
+            for topic, msgs in self.messages.items():
+                for payload, retained in msgs:
+                    if match(topic, payload):
+                        return topic, payload, retained
+            return None
+
+        with self.cond:
+            assert self.cond.wait_for(lambda: found() is not None, timeout), \
+                f"no such message within {timeout} s; topics: {sorted(self.messages)}"
+            hit = found()
+            assert hit is not None
+            return hit
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_app_with_mqtt_publishes_to_the_supervisors_broker(tmp_path: Path) -> None:
+    """``mqtt: true`` without ``mqtt_url``: the broker and its account come from the stand-in
+    Supervisor's mqtt service (as the Mosquitto broker app registers them); a real Mosquitto
+    that accepts only that account receives a retained Home Assistant device discovery
+    message; with ``mqtt_commands`` a command button on MQTT really runs (as the app's Home
+    Assistant user) and the state topic follows the mains loss."""
+    realnut.require_module("aiomqtt", "a dependency of nutbridge-ups")
+    realnut.require_path(REPO / "bridge/nutbridge/mqtt/publisher.py", "the MQTT publisher")
+    account = ("addons", MQTT_SERVICE["password"])
+    watcher = ("watcher", "watcher-pw")
+    broker = Mosquitto(tmp_path / "broker", users=dict([account, watcher]))
+    broker.start()
+    data = tmp_path / "data"
+    options = {"ups": [{"name": "sim", "driver": "simulated", "port": "simulated"}],
+               "listen": "0.0.0.0", "log_level": "info", "mqtt": True, "mqtt_commands": True}
+    sub: Subscriber | None = None
+    try:
+        sub = Subscriber(broker.port, watcher, ["homeassistant/device/+/config", "nut-bridge/#"], "live")
+        service = {**MQTT_SERVICE, "host": "127.0.0.1", "port": broker.port}
+        with supervisor(services={"mqtt": service}) as sup, \
+                run_app(tmp_path, options, data=data, name="mqtt", supervisor_url=sup.url) as run:
+            realnut.wait_ready_ups(run.port, ["sim"], timeout=30)
+            server_id = (data / "server-id").read_text().strip()
+
+            def discovery_of_sim(topic: str, payload: bytes) -> bool:
+                # the device id: nutbridge_<server id>_<UPS>
+                return topic == f"homeassistant/device/nutbridge_{server_id}_sim/config"
+
+            topic, payload, _ = sub.wait(discovery_of_sim)
+            # retained: a subscriber that comes later (HA after a restart) gets it from the broker
+            late = Subscriber(broker.port, watcher, [topic], "late")
+            try:
+                assert late.wait(discovery_of_sim)[1:] == (payload, True)
+            finally:
+                late.close()
+            config = json.loads(payload)
+            assert {"dev", "o", "cmps"} <= set(config)
+            assert [r.path for r in sup.requests if r.method == "GET"].count("/services/mqtt") == 1
+            # MQTT_ACCOUNT homeassistant: the command buttons are announced ...
+            commands = {c.get("command_topic") for c in config["cmps"].values()} - {None}
+            start = next(t for t in commands if t.endswith("/cmd/test.failure.start"))
+            # ... and run: the simulated mains fail, and the state topic says so
+            sub.publish(start, "PRESS")
+            sub.wait(lambda t, p: t.startswith("nut-bridge/") and t.endswith("/sim/state")
+                     and "OB" in json.loads(p).get("ups.status", "").split())
+            conf = (data / "nut" / "upsd.conf").read_text()
+            assert f"MQTT_URL mqtt://127.0.0.1:{broker.port}" in conf and "MQTT_ACCOUNT homeassistant" in conf
+            assert (data / "nut" / "upsd.conf").stat().st_mode & 0o777 == 0o600
+            assert run.terminate() == 0, run.log()
+            log = run.log()
+            assert f"MQTT: publishing to mqtt://127.0.0.1:{broker.port} as user addons" in log
+            assert MQTT_SERVICE["password"] not in log and "Traceback" not in log
+    finally:
+        if sub is not None:
+            sub.close()
+        broker.stop()
+
+
+def test_sigterm_while_asking_for_the_broker(tmp_path: Path) -> None:
+    """A Supervisor that does not answer delays the start by at most MQTT_SERVICE_WAIT; a
+    SIGTERM meanwhile ends the app at once, with 0, before anything is started."""
+    options = {"ups": [GOOD_UPS], "mqtt": True}
+    nobody = f"http://127.0.0.1:{realnut.free_port()}"
+    with run_app(tmp_path, options, data=tmp_path / "data", name="waiting", supervisor_url=nobody) as run:
+        run.wait_log("Asking the Supervisor for the MQTT broker")
+        t0 = time.monotonic()
+        assert run.terminate() == 0, run.log()
+        assert time.monotonic() - t0 < 3
+        assert "nutbridge serve" not in run.log() and "Traceback" not in run.log()
+    assert not (tmp_path / "data").exists()
+
+
+def test_mqtt_outside_home_assistant_needs_a_broker_url(tmp_path: Path) -> None:
+    """Without a Supervisor nobody can name the broker: the options are refused up front."""
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps({"ups": [GOOD_UPS], "mqtt": True}))
+    env = {k: v for k, v in os.environ.items() if k != "SUPERVISOR_TOKEN"}
+    env["PYTHONPATH"] = str(REPO / "bridge")
+    p = subprocess.run([sys.executable, "-m", "nutbridge", "app", "--options", str(path), "--data",
+                        str(tmp_path / "data")], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 2, p
+    assert f"{path}: mqtt_url: missing: outside Home Assistant" in p.stderr
+    assert not (tmp_path / "data").exists()
+
+
 # ---- (c) broken options ---------------------------------------------------------------------
 
 GOOD_UPS = {"name": "ups", "driver": "usbhid-ups", "port": "auto"}
@@ -794,6 +1137,21 @@ BROKEN: list[tuple[str, Any, list[str]]] = [
     ("listen", {"ups": [GOOD_UPS], "listen": "everywhere"}, ["listen: 'everywhere' is not an IP address"]),
     ("two-problems", {"ups": [{**GOOD_UPS, "name": ""}], "log_level": "verbose"},
      ["ups[0].name:", "log_level: 'verbose': one of debug, info, warning, error"]),
+    ("http-not-bool", {"ups": [GOOD_UPS], "http": "yes"}, ["http: must be true or false"]),
+    ("mqtt-url-scheme", {"ups": [GOOD_UPS], "mqtt": True, "mqtt_url": "http://broker:1883"},
+     ["mqtt_url: 'http://broker:1883' is not an mqtt:// or mqtts:// URL"]),
+    ("mqtt-url-credentials", {"ups": [GOOD_UPS], "mqtt": True, "mqtt_url": "mqtt://u:line2@b"},
+     ["mqtt_url: must not hold a user name or password: set mqtt_username and mqtt_password"]),
+    ("mqtt-url-port", {"ups": [GOOD_UPS], "mqtt": True, "mqtt_url": "mqtt://b:99999"},
+     ["mqtt_url: 'mqtt://b:99999': invalid port '99999'"]),
+    ("mqtt-url-host", {"ups": [GOOD_UPS], "mqtt": True, "mqtt_url": "mqtt://a b#c"},
+     ["mqtt_url: 'mqtt://a b#c': the host must be a name or an IP address"]),
+    ("mqtt-password-alone", {"ups": [GOOD_UPS], "mqtt": True, "mqtt_password": "line2"},
+     ["mqtt_password: set mqtt_username too"]),
+    ("mqtt-three-problems", {"ups": [GOOD_UPS], "mqtt": 1, "mqtt_commands": "on",
+                             "mqtt_username": "a\nb"},
+     ["mqtt: must be true or false", "mqtt_commands: must be true or false",
+      "mqtt_username: must not contain control characters"]),
 ]
 
 

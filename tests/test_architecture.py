@@ -36,6 +36,10 @@ The rules:
    (``nutbridge.upsd_main``, the same process without drivers of its own);
 7. ``nutbridge.simulation`` is on the ground floor: drivers, tests and benchmarks use it, and it
    imports nothing of ours but ``nutbridge.protocol``;
+9. the other front ends on the device state, ``nutbridge.web`` (status page, /metrics, /api) and
+   ``nutbridge.mqtt``, are servers too: they read the state and act through the server's Core
+   (``nutbridge.server.frontend``), never importing drivers, the monitor, the tools or the
+   composition root; drivers and the server's upsd side never import them (serve wires them);
 8. every driver family is a package ``nutbridge.drivers.<family>`` whose ``driver`` module holds
    the class the ``driver =`` registry names; its sans-IO modules (``protocol``, ``table``,
    ``mapper``, ``status`` and the other parsers listed in :data:`SANS_IO`) import no I/O module
@@ -302,6 +306,8 @@ DRIVER_API = ("nutbridge.drivers", "nutbridge.drivers.base")
 #: the module that builds the bridge process, and the command line that runs it
 COMPOSITION_ROOT = "nutbridge.serve"
 SERVE_COMMAND = ("nutbridge.server.main", "nutbridge.upsd_main")
+#: the front ends beside upsd, wired by the composition root only
+FRONT_ENDS = ("nutbridge.web", "nutbridge.mqtt")
 
 
 def layer_violations(graph: dict[str, list[Edge]]) -> list[str]:
@@ -327,6 +333,13 @@ def layer_violations(graph: dict[str, list[Edge]]) -> list[str]:
             if _under(src, "nutbridge.simulation") and _under(dst, "nutbridge") and not (
                     _under(dst, "nutbridge.simulation") or _under(dst, "nutbridge.protocol")):
                 out.append(f"simulation/ imports something of ours beyond protocol/: {e}")
+            front = next((f for f in FRONT_ENDS if _under(src, f)), None)
+            if front and any(_under(dst, f"nutbridge.{p}") for p in ("drivers", "monitor", "tools")):
+                out.append(f"{front.split('.')[1]}/ imports drivers/, monitor/ or tools/ (front ends "
+                           f"read the device state): {e}")
+            if any(_under(dst, f) for f in FRONT_ENDS) and not any(_under(src, f) for f in FRONT_ENDS) \
+                    and src != COMPOSITION_ROOT:
+                out.append(f"a front end is imported by something other than the composition root: {e}")
             if dst == COMPOSITION_ROOT and src not in SERVE_COMMAND:
                 out.append(f"the composition root is imported by a part it wires: {e}")
     return out
@@ -448,6 +461,11 @@ def test_each_rule_catches_what_it_forbids() -> None:
         ("custom_components.nut_bridge.coordinator", "nutbridge.protocol.wire"),
         ("nutbridge.monitor.serve", "nutbridge.serve"),
         ("nutbridge.simulation.megatec", "nutbridge.drivers.qx.q1"),
+        ("nutbridge.web.server", "nutbridge.drivers.simulated.driver"),
+        ("nutbridge.mqtt.publisher", "nutbridge.monitor.serve"),
+        ("nutbridge.web.page", "nutbridge.serve"),
+        ("nutbridge.server.upsd", "nutbridge.web.server"),
+        ("nutbridge.drivers.base", "nutbridge.mqtt.discovery"),
     ]
     good = [
         ("nutbridge.protocol.wire", "nutbridge.protocol.errors"),
@@ -459,6 +477,9 @@ def test_each_rule_catches_what_it_forbids() -> None:
         ("nutbridge.serve", "nutbridge.monitor.serve"),
         ("nutbridge.simulation.usbdump", "nutbridge.protocol.tokenizer"),
         ("nutbridge.drivers.usbhid.driver", "nutbridge.simulation.fakeusb"),
+        ("nutbridge.serve", "nutbridge.web.server"),
+        ("nutbridge.mqtt.publisher", "nutbridge.server.frontend"),
+        ("nutbridge.web.page", "nutbridge.state"),
     ]
     for src, dst in bad:
         assert layer_violations({src: [Edge(src, dst, 1, "import")]}), (src, dst)

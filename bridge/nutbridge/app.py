@@ -12,14 +12,23 @@ What it does, in order:
    integration uses: ``actions = SET FSD`` and ``instcmds = ALL`` (no ``upsmon``: Home
    Assistant never LOGINs, and a LOGIN would count it among the secondaries a primary waits
    for before cutting the power);
-3. writes NUT's ``ups.conf``, ``upsd.conf`` and ``upsd.users`` (0600) into ``<data>/nut``,
-   anew at every start: the options are the one source;
-4. runs ``nutbridge serve`` on them with ``--state-dir <data>``: the server id, the event
+3. when the ``mqtt`` option is on, finds the broker: ``mqtt_url`` (with ``mqtt_username`` and
+   ``mqtt_password``) when set, else the Supervisor's ``mqtt`` service (``GET
+   $SUPERVISOR_URL/services/mqtt``, allowed by ``services: [mqtt:want]`` in config.yaml: the
+   Mosquitto broker app's host, port and an account it made for apps), retried for up to
+   :data:`MQTT_SERVICE_WAIT` seconds while the Supervisor is unreachable. No broker is an error
+   in the log, not a reason to stop serving the UPSes;
+4. writes NUT's ``ups.conf``, ``upsd.conf`` (0600: it may hold the broker's password) and
+   ``upsd.users`` (0600) into ``<data>/nut`` (0700), anew at every start: the options are the
+   one source. ``http`` adds ``HTTP_LISTEN`` on the addresses of ``listen`` (port 8493),
+   ``mqtt`` the ``MQTT_*`` keywords, ``mqtt_commands`` ``MQTT_ACCOUNT homeassistant`` (MQTT
+   commands and SETs get the Home Assistant user's rights; without it MQTT is read-only);
+5. runs ``nutbridge serve`` on them with ``--state-dir <data>``: the server id, the event
    history and the self-signed TLS certificate live in ``/data`` and survive updates and
    restarts (``--no-zeroconf`` inside the app, where the Supervisor's discovery replaces mDNS,
    whose packets would not leave the app's network anyway; a container outside HA, without
    ``SUPERVISOR_TOKEN``, advertises over mDNS, which reaches the LAN on the host network);
-5. once upsd answers, learns the TLS certificate's SHA-256 by doing STARTTLS against it (the
+6. once upsd answers, learns the TLS certificate's SHA-256 by doing STARTTLS against it (the
    fingerprint is what any client sees, whoever made the certificate) and, when
    ``SUPERVISOR_TOKEN`` is set, POSTs the discovery message to ``$SUPERVISOR_URL/discovery``
    (default ``http://supervisor``), retrying with backoff while the Supervisor is not
@@ -55,7 +64,8 @@ in-process:
 * the exit code is the bridge's (0 after SIGTERM; 128+N if it died of signal N); what is
   left of the process tree is then terminated and reaped before this process exits.
 
-Passwords are never logged: the log says which user was announced, never its password.
+Passwords are never logged: the log says which user was announced (and which broker user
+MQTT uses), never a password.
 """
 
 from __future__ import annotations
@@ -79,13 +89,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from . import __version__
+from .config.upsd_conf import DEFAULT_HTTP_PORT, parse_mqtt_url
 from .protocol.wire import quote
 from .statedir import StateDir
 
@@ -122,6 +133,12 @@ SCHEMA: dict[str, Any] = {
     }],
     "listen": "str",
     "log_level": "list(debug|info|warning|error)",
+    "http": "bool?",
+    "mqtt": "bool?",
+    "mqtt_url": r"match(^mqtts?://[^\s/@]+/?$)?",
+    "mqtt_username": "str?",
+    "mqtt_password": "password?",
+    "mqtt_commands": "bool?",
 }
 
 SIMULATED = "simulated"  # driver alias: the bridge's simulated UPS (nutbridge-sim)
@@ -148,6 +165,9 @@ UPSMON_ROLES = ("primary", "secondary", "none")
 # keys the options may not set: they have their own fields, or belong to the bridge
 _RESERVED_KEYS = ("driver", "port")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: an MQTT broker's host as upsd.conf's MQTT_URL can carry it (a name or an IP address, IPv6
+#: with a zone); nothing NUT's parser would split or take for a comment or a quote
+BROKER_HOST = re.compile(r"^[A-Za-z0-9._:%-]{1,253}$")
 
 
 class OptionsError(Exception):
@@ -183,6 +203,22 @@ class Options:
     users: list[UserOption] = field(default_factory=list)
     listen: str = "0.0.0.0"
     log_level: str = "info"
+    http: bool = False  # status page, /metrics and /api on the HTTP port
+    mqtt: bool = False  # publish to MQTT with Home Assistant discovery
+    mqtt_url: str | None = None  # the broker; None: the Supervisor's mqtt service
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
+    mqtt_commands: bool = False  # commands/SET over MQTT, as the Home Assistant user
+
+
+@dataclass(frozen=True)
+class Broker:
+    """The MQTT broker the bridge publishes to, and where that came from (for the log)."""
+
+    url: str  # mqtt[s]://host:port
+    username: str | None
+    password: str | None = field(repr=False)
+    source: str
 
 
 # ---- options ----------------------------------------------------------------------------------
@@ -211,6 +247,14 @@ class _Checker:
         if _CONTROL.search(value):
             self.fail(f"{where}.{key}", "must not contain control characters (line breaks, tabs)")
             return None
+        return value
+
+    def flag(self, item: Mapping[str, Any], key: str, where: str) -> bool:
+        """An optional switch (absent: off)."""
+        value = item.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(f"{where}.{key}", "must be true or false")
+            return False
         return value
 
     def strings(self, item: Mapping[str, Any], key: str, where: str) -> list[str]:
@@ -258,10 +302,7 @@ def _ups(c: _Checker, where: str, item: Mapping[str, Any]) -> UpsOption | None:
     port = c.text(item, "port", where)
     if port is not None and not port.strip():
         c.fail(f"{where}.port", "must not be empty (e.g. auto for USB, /dev/ttyUSB0, an IP address)")
-    hosted = item.get("hosted", False)
-    if not isinstance(hosted, bool):
-        c.fail(f"{where}.hosted", "must be true or false")
-        hosted = False
+    hosted = c.flag(item, "hosted", where)
     if hosted and driver == SIMULATED:
         c.fail(f"{where}.hosted", f"'{SIMULATED}' is the bridge's own: NUT has no such C driver to host")
     options: list[tuple[str, str | None]] = []
@@ -355,9 +396,29 @@ def validate_options(raw: object, path: Path = Path("options.json")) -> Options:
     log_level = c.text(raw, "log_level", "options", required=False) or "info"
     if log_level not in LOG_LEVELS:
         c.fail("log_level", f"{log_level!r}: one of {', '.join(LOG_LEVELS)}")
+    http = c.flag(raw, "http", "options")
+    mqtt, mqtt_commands = c.flag(raw, "mqtt", "options"), c.flag(raw, "mqtt_commands", "options")
+    # an optional text the UI saved empty is not set
+    mqtt_url = (c.text(raw, "mqtt_url", "options", required=False) or "").strip() or None
+    if mqtt_url is not None and "@" in mqtt_url:  # not echoed: it may hold a password
+        c.fail("mqtt_url", "must not hold a user name or password: set mqtt_username and "
+               "mqtt_password")
+    elif mqtt_url is not None:
+        try:
+            if not BROKER_HOST.match(parse_mqtt_url(mqtt_url).host):
+                raise ValueError(f"{mqtt_url!r}: the host must be a name or an IP address")
+        except ValueError as exc:
+            c.fail("mqtt_url", f"{exc} (e.g. mqtt://192.168.1.10:1883, mqtts://broker.lan)")
+    mqtt_username = c.text(raw, "mqtt_username", "options", required=False) or None
+    mqtt_password = c.text(raw, "mqtt_password", "options", required=False) or None
+    if mqtt_password is not None and mqtt_username is None:
+        c.fail("mqtt_password", "set mqtt_username too (MQTT sends no password without a user name)")
     if c.problems:
         raise OptionsError(path, [p.removeprefix("options.") for p in c.problems])
-    return Options(ups, users, listen, log_level)
+    if not mqtt and (mqtt_url or mqtt_username or mqtt_commands):
+        log.info("%s: mqtt is off: the other mqtt_* options are not used", path)
+    return Options(ups, users, listen, log_level, http, mqtt, mqtt_url, mqtt_username,
+                   mqtt_password, mqtt_commands)
 
 
 def load_options(path: Path) -> Options:
@@ -449,10 +510,27 @@ def listen_addresses(listen: str) -> list[str]:
     return [listen, "127.0.0.1"]
 
 
-def upsd_conf(options: Options, port: int) -> str:
-    text = HEADER + "".join(f"LISTEN {a} {port}\n" for a in listen_addresses(options.listen))
+def upsd_conf(options: Options, port: int, broker: Broker | None = None,
+              http_port: int = DEFAULT_HTTP_PORT) -> str:
+    """upsd.conf: LISTEN, and the HTTP endpoint and the MQTT publisher when they are on
+    (``broker`` is where :func:`resolve_broker` found one; None: no MQTT)."""
+    addresses = listen_addresses(options.listen)
+    text = HEADER + "".join(f"LISTEN {a} {port}\n" for a in addresses)
     if not options.ups:
         text += "ALLOW_NO_DEVICE true\n"
+    if options.http:
+        # the same addresses as upsd: the endpoint follows `listen` (TLS with the bridge's
+        # certificate whenever upsd has one)
+        text += "".join(f"HTTP_LISTEN {a} {http_port}\n" for a in addresses)
+    if broker is not None:
+        text += f"MQTT_URL {broker.url}\n"
+        if broker.username is not None:
+            text += f"MQTT_USERNAME {quote(broker.username)}\n"
+        if broker.password is not None:
+            text += f"MQTT_PASSWORD {quote(broker.password)}\n"
+        if options.mqtt_commands:
+            # commands and SETs over MQTT get the rights of the Home Assistant user
+            text += f"MQTT_ACCOUNT {HA_USERNAME}\n"
     return text
 
 
@@ -473,12 +551,113 @@ def upsd_users(options: Options, ha_user: tuple[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_nut_files(options: Options, confdir: Path, ha_user: tuple[str, str], port: int) -> None:
+def write_nut_files(options: Options, confdir: Path, ha_user: tuple[str, str], port: int,
+                    broker: Broker | None = None, http_port: int = DEFAULT_HTTP_PORT) -> None:
+    """ups.conf (0644), upsd.conf and upsd.users (0600: the broker's password, the users'
+    passwords) in a 0700 directory; the bridge runs as the same user and reads them all."""
     confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(confdir, 0o700)
     _write_private(confdir / "ups.conf", ups_conf(options), 0o644)
-    _write_private(confdir / "upsd.conf", upsd_conf(options, port), 0o644)
+    _write_private(confdir / "upsd.conf", upsd_conf(options, port, broker, http_port), 0o600)
     _write_private(confdir / "upsd.users", upsd_users(options, ha_user), 0o600)
+
+
+# ---- the MQTT broker --------------------------------------------------------------------------
+
+#: seconds ``nutbridge app`` waits for an unreachable Supervisor to name the MQTT broker
+#: before it starts the bridge without MQTT (the Supervisor starts the app: it is there)
+MQTT_SERVICE_WAIT = 30.0
+
+
+class NoBroker(Exception):
+    """MQTT is on, but no broker can be named; the message says what to do."""
+
+
+def mqtt_url(host: str, port: int, tls: bool) -> str:
+    """``mqtt[s]://host:port`` (an IPv6 address in brackets)."""
+    return f"{'mqtts' if tls else 'mqtt'}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def supervisor_mqtt(base: str, token: str) -> Broker:
+    """The broker of the Supervisor's ``mqtt`` service (``GET /services/mqtt``: ``host``,
+    ``port``, ``ssl``, ``protocol``, ``username``, ``password``, ``addon``), which the app may
+    read with ``services: [mqtt:want]`` in config.yaml. Retry: not reachable (yet); GiveUp:
+    it cannot work (no broker app, or no access)."""
+    try:
+        data = _request(base.rstrip("/") + "/services/mqtt", token)
+    except urllib.error.HTTPError as exc:
+        detail = ""
+        with contextlib.suppress(Exception):
+            detail = str(json.loads(exc.read()).get("message", ""))
+        said = f"HTTP {exc.code}{': ' if detail else ''}{detail}"
+        if exc.code in (401, 403):
+            raise GiveUp(f"the Supervisor refused the mqtt service ({said}); config.yaml must "
+                         "list 'mqtt:want' under services") from None
+        if exc.code in (400, 404) and "not ready" not in detail.lower():
+            # "Service not enabled": no app provides an MQTT broker
+            raise GiveUp(f"no MQTT broker app is installed and started ({said}): install the "
+                         "Mosquitto broker app, or name a broker with mqtt_url") from None
+        raise Retry(said) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise Retry(f"Supervisor not reachable at {base}: {_reason(exc)}") from None
+    if not isinstance(data, dict):
+        raise GiveUp("the Supervisor's mqtt service has no data")
+    host, port = data.get("host"), data.get("port")
+    if not isinstance(host, str) or not BROKER_HOST.match(host):
+        raise GiveUp("the Supervisor's mqtt service names no usable host")
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise GiveUp("the Supervisor's mqtt service names no usable port")
+    credentials: list[str | None] = []
+    for key in ("username", "password"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or _CONTROL.search(value)):
+            raise GiveUp(f"the Supervisor's mqtt service has an unusable {key}")
+        credentials.append(value or None)
+    provider = data.get("addon") or data.get("app") or "?"
+    return Broker(mqtt_url(host, port, data.get("ssl") is True), credentials[0], credentials[1],
+                  f"the Supervisor's mqtt service (app {provider})")
+
+
+def resolve_broker(options: Options, base: str | None, token: str,
+                   wait: float = MQTT_SERVICE_WAIT,
+                   stop: Callable[[], bool] = lambda: False) -> Broker:
+    """Where MQTT goes: ``mqtt_url`` (with ``mqtt_username``/``mqtt_password``) when set, else
+    the Supervisor's mqtt service, whose credentials ``mqtt_username``/``mqtt_password``
+    replace when set. Raises NoBroker saying why there is none."""
+    if options.mqtt_url is not None:
+        url = parse_mqtt_url(options.mqtt_url)  # checked with the options
+        return Broker(mqtt_url(url.host, url.port, url.tls), options.mqtt_username,
+                      options.mqtt_password, "the options (mqtt_url)")
+    if not token or base is None:
+        raise NoBroker("mqtt_url is not set, and outside Home Assistant there is no Supervisor to "
+                       "name a broker: set mqtt_url")
+    deadline = time.monotonic() + wait
+    delay = BACKOFF_FIRST
+    while True:
+        try:
+            broker = supervisor_mqtt(base, token)
+            break
+        except GiveUp as exc:
+            raise NoBroker(str(exc)) from None
+        except Retry as exc:
+            left = deadline - time.monotonic()
+            if stop():
+                raise NoBroker("stopped before the Supervisor named the MQTT broker") from None
+            if left <= 0:
+                raise NoBroker(f"the Supervisor did not name the MQTT broker within {wait:.0f} s "
+                               f"({exc})") from None
+            log.warning("Asking the Supervisor for the MQTT broker: %s (next try in %.0f s)", exc,
+                        min(delay, left))
+            until = time.monotonic() + min(delay, left)
+            while time.monotonic() < until and not stop():  # short naps: a SIGTERM ends the wait
+                time.sleep(0.1)
+            delay = min(delay * 2, BACKOFF_MAX)
+    if options.mqtt_username is not None:
+        return Broker(broker.url, options.mqtt_username, options.mqtt_password,
+                      broker.source + ", with the options' user")
+    return broker
 
 
 # ---- discovery --------------------------------------------------------------------------------
@@ -771,6 +950,9 @@ def _parser() -> argparse.ArgumentParser:
                    "history, TLS certificate (default: /data)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help="the port upsd listens on inside the container (default: 3493)")
+    p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
+                   help="the port of the status page and /metrics inside the container, when "
+                   f"the http option is on (default: {DEFAULT_HTTP_PORT})")
     p.add_argument("-V", "--version", action="version", version=f"nutbridge {__version__}")
     return p
 
@@ -784,19 +966,25 @@ def main(argv: list[str]) -> int:
     early: list[int] = []  # SIGTERM/SIGINT before the bridge runs: stop there, exit 0
 
     def _early(signum: int, frame: FrameType | None) -> None:
-        early.append(signum)
+        early.append(signum)  # (no lock may be taken in a signal handler)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _early)
     args = _parser().parse_args(argv)
-    if not 0 < args.port < 65536:
-        sys.stderr.write(f"nutbridge app: --port {args.port}: not a port number\n")
-        return 2
+    for flag, value in (("--port", args.port), ("--http-port", args.http_port)):
+        if not 0 < value < 65536:
+            sys.stderr.write(f"nutbridge app: {flag} {value}: not a port number\n")
+            return 2
     data: Path = args.data
     options_path: Path = args.options or data / "options.json"
     _setup_logging(logging.INFO)  # until the options say otherwise
+    token = os.environ.get("SUPERVISOR_TOKEN", "")
     try:
         options = load_options(options_path)
+        if options.mqtt and options.mqtt_url is None and not token:
+            raise OptionsError(options_path, [
+                "mqtt_url: missing: outside Home Assistant there is no Supervisor to name the MQTT "
+                "broker (e.g. mqtt://192.168.1.10:1883)"])
     except OptionsError as exc:
         sys.stderr.write(f"nutbridge app: the app's options cannot be used ({len(exc.problems)} "
                          f"problem{'s' if len(exc.problems) > 1 else ''}; fix them in the app's "
@@ -808,6 +996,12 @@ def main(argv: list[str]) -> int:
     log.info("NUT Bridge %s app: %d UPS, %d user%s of your own, listening on %s port %d",
              __version__, len(options.ups), len(options.users), "" if len(options.users) == 1 else "s",
              options.listen, args.port)
+    if options.http:
+        log.info("Status page and /metrics: port %d (HTTPS with the bridge's certificate unless "
+                 "listen is a loopback address)", args.http_port)
+    broker = _broker(options, token, lambda: bool(early))
+    if early:  # stopped while asking for the broker: nothing written, nothing started
+        return 0
     if not options.ups:
         log.warning("No UPS configured: serving none. Add one under 'ups' in the app's "
                     "Configuration tab (e.g. name: ups, driver: usbhid-ups, port: auto for a "
@@ -815,7 +1009,7 @@ def main(argv: list[str]) -> int:
     try:
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         ha_user = ha_credentials(data)
-        write_nut_files(options, data / CONF_SUBDIR, ha_user, args.port)
+        write_nut_files(options, data / CONF_SUBDIR, ha_user, args.port, broker, args.http_port)
         # resolved (and made) here, before the bridge starts, so both read the same file
         server_id = StateDir(data).server_id
     except OSError as exc:
@@ -859,6 +1053,24 @@ def main(argv: list[str]) -> int:
     elif not child.stopping:
         log.error("The bridge ended by itself (exit code %d): the app stops", rc)
     return rc
+
+
+def _broker(options: Options, token: str, stop: Callable[[], bool]) -> Broker | None:
+    """The MQTT broker when MQTT is on; None (logged as an error) when there is none: the
+    UPSes are still served, only not published."""
+    if not options.mqtt:
+        return None
+    base = os.environ.get("SUPERVISOR_URL", DEFAULT_SUPERVISOR) or DEFAULT_SUPERVISOR
+    try:
+        broker = resolve_broker(options, base if token else None, token, stop=stop)
+    except NoBroker as exc:
+        if not stop():
+            log.error("MQTT is on but not published to: %s. Restart the app once that is fixed.", exc)
+        return None
+    log.info("MQTT: publishing to %s as %s (%s); commands over MQTT: %s", broker.url,
+             f"user {broker.username}" if broker.username else "anonymous", broker.source,
+             f"on, as the user {HA_USERNAME}" if options.mqtt_commands else "off (read-only)")
+    return broker
 
 
 def _announcer(options: Options, port: int, ha_user: tuple[str, str],

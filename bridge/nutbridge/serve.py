@@ -30,6 +30,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import __version__
 from .config.hostsaccess import HostsAccess
 from .config.parser import ConfigError
 from .config.ups_conf import UpsConf, UpsSection, parse_ups_conf, validate_drivers
@@ -43,6 +44,7 @@ from .monitor.serve import ServeHooks
 from .server import selfsigned
 from .server.core import Core
 from .server.descriptions import Descriptions
+from .server.frontend import Frontend, FrontendService
 from .server.upsd import Upsd, make_ssl_context
 from .server.zeroconf import Advertiser, reachable
 from .state import Device
@@ -165,6 +167,11 @@ class Bridge:
         self.core.history = self.history
         self.record_event = self.history.monitor_recorder()
         self.advertiser: Advertiser | None = None
+        # the other front ends on the same device state (docs/http.md, docs/mqtt.md): started
+        # when upsd.conf (or --http/--mqtt) asks for them; imported only then
+        self.frontend: Frontend | None = None
+        self.web: FrontendService | None = None
+        self.mqtt: FrontendService | None = None
         self._pending: set[asyncio.Task[None]] = set()
         # pid files, the monitor, killpower (docs/shutdown.md)
         # (without hooks: no pid file, no monitor, no upsmon.conf and so no power-down killpower)
@@ -253,6 +260,8 @@ class Bridge:
             self.core.devices.sort(key=lambda d: place.get(d.name.lower(), len(place)))
         self.cfg.ups = ups
         self.cfg.sections = list(ups.sections)
+        if self.frontend is not None:
+            self.frontend.devices_changed()
 
     async def start(self) -> None:
         self.history.server_started(len(self.devices))
@@ -268,7 +277,29 @@ class Bridge:
             self.advertiser = Advertiser(self.upsd.bound, lambda: self.state.server_id, self.cfg.upsd.push,
                                          self.tls_sha256)
             self.advertiser.start()
+        try:
+            await self._start_frontends()
+        except BaseException:
+            await self.stop()
+            raise
         await self.hooks.start()
+
+    async def _start_frontends(self) -> None:
+        conf = self.cfg.upsd
+        if not conf.http_listen and conf.mqtt is None:
+            return
+        self.frontend = Frontend(self.core, self.history, conf, lambda: self.state.server_id,
+                                 __version__, self.ssl_context, self.tls_sha256)
+        if conf.http_listen:
+            from .web.server import WebServer
+
+            self.web = WebServer(self.frontend, conf.http_listen, self.upsd.family)
+            await self.web.start()  # ListenError as upsd's: exit 1
+        if conf.mqtt is not None:
+            from .mqtt.publisher import MqttPublisher
+
+            self.mqtt = MqttPublisher(self.frontend, conf.mqtt)
+            await self.mqtt.start()  # connects in the background: a broker that is down waits
 
     async def _listen_addresses(self) -> list[tuple[str, int]]:
         """The socket addresses LISTEN resolves to, as upsd will bind them (errors: upsd's)."""
@@ -324,6 +355,9 @@ class Bridge:
         await self.hooks.stop()  # first: killpower needs the drivers
         if self.advertiser is not None:
             await self.advertiser.stop()  # goodbyes while still reachable
+        for service in (self.mqtt, self.web):  # MQTT first: its "offline" while data is true
+            if service is not None:
+                await service.stop()
         await self.upsd.close()
         for drv in self.drivers.values():
             drv.stop()

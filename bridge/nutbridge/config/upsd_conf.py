@@ -10,7 +10,7 @@ from pathlib import Path
 
 import voluptuous as vol
 
-from .parser import BOOL_WORDS, Entry, read_entries
+from .parser import BOOL_WORDS, ConfigError, Entry, read_entries
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,73 @@ class Listen:
     host: str
     port: int
     line: int = 0
+
+
+#: the HTTP endpoint's port when HTTP_LISTEN or --http names none (3493's neighbour in spirit;
+#: nut_exporter's 9199 is left to nut_exporter, which may run beside us)
+DEFAULT_HTTP_PORT = 8493
+MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+
+
+@dataclass
+class MqttSettings:
+    """Where and how the MQTT publisher connects (``MQTT_*`` keywords of upsd.conf)."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cafile: str | None = None  # MQTT_CAFILE: the broker's CA (default: the system's)
+    #: the upsd.users account whose rights MQTT commands and SETs get (none: read-only)
+    account: str | None = None
+    discovery_prefix: str = "homeassistant"
+    base_topic: str = "nut-bridge"
+
+
+def parse_mqtt_url(text: str) -> MqttSettings:
+    """``mqtt://host[:port]`` or ``mqtts://host[:port]`` (credentials are separate keywords, so
+    they never appear in a URL that gets logged); ValueError with the reason otherwise."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in MQTT_SCHEMES:
+        raise ValueError(f"{text!r} is not an mqtt:// or mqtts:// URL")
+    if "@" in rest or "/" in rest.rstrip("/"):
+        raise ValueError(f"{text!r}: only host[:port] after the scheme (credentials: "
+                         "MQTT_USERNAME/MQTT_PASSWORD)")
+    host, port = rest.rstrip("/"), MQTT_SCHEMES[scheme.lower()]
+    if host.startswith("["):
+        host, _, tail = host[1:].partition("]")
+        if tail:
+            port = _port(tail.lstrip(":"), text)
+    elif host.count(":") == 1:
+        host, p = host.split(":")
+        port = _port(p, text)
+    if not host:
+        raise ValueError(f"{text!r} names no host")
+    return MqttSettings(host, port, scheme.lower() == "mqtts")
+
+
+def _listen(e: Entry, path: Path, key: str, default_port: int) -> Listen:
+    """``LISTEN``/``HTTP_LISTEN``: an address (IPv6 in brackets or not) and an optional port."""
+    args = e.words[1:]
+    if not 1 <= len(args) <= 2:
+        raise e.error(path, f"{key} expects an address and an optional port")
+    port = default_port
+    if len(args) == 2:
+        try:
+            port = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))(args[1])
+        except vol.Invalid:
+            raise e.error(path, f"invalid port {args[1]!r}") from None
+    host = args[0]
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return Listen(host, port, e.line)
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{whole!r}: invalid port {text!r}")
+    return int(text)
 
 
 @dataclass
@@ -54,6 +121,10 @@ class UpsdConf:
     # None (not in the file): the role decides, on for `nutbridge serve`, off for the drop-in
     # `nutbridge upsd`, which must answer STARTTLS as the C upsd it replaces.
     auto_tls: bool | None = None
+    # Bridge extensions, off unless set (docs/http.md, docs/mqtt.md): the HTTP endpoint
+    # (status page, /metrics, /api) and the MQTT publisher. Secrets stay out of logs.
+    http_listen: list[Listen] = field(default_factory=list)
+    mqtt: MqttSettings | None = None
 
     def listeners(self) -> list[Listen]:
         if self.listen:
@@ -62,6 +133,11 @@ class UpsdConf:
 
     def client_allowed(self, addr: str) -> bool:
         return not self.allow or addr_in(addr, self.allow)
+
+
+_MQTT_FIELDS = {"MQTT_USERNAME": "username", "MQTT_PASSWORD": "password", "MQTT_CAFILE": "cafile",
+                "MQTT_ACCOUNT": "account", "MQTT_DISCOVERY_PREFIX": "discovery_prefix",
+                "MQTT_BASE_TOPIC": "base_topic"}
 
 
 def addr_in(addr: str, networks: list[Network]) -> bool:
@@ -97,19 +173,30 @@ def parse_upsd_conf(path: Path, entries: list[Entry] | None = None) -> UpsdConf:
             log.warning("%s:%d: %s is no longer supported - switch to LISTEN (and ALLOW for "
                         "client networks); line ignored", path, e.line, key)
             continue
-        if key == "LISTEN":
-            if not 1 <= len(args) <= 2:
-                raise e.error(path, "LISTEN expects an address and an optional port")
-            port = DEFAULT_PORT
-            if len(args) == 2:
-                try:
-                    port = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))(args[1])
-                except vol.Invalid:
-                    raise e.error(path, f"invalid port {args[1]!r}") from None
-            host = args[0]
-            if host.startswith("[") and host.endswith("]"):
-                host = host[1:-1]
-            conf.listen.append(Listen(host, port, e.line))
+        if key in ("LISTEN", "HTTP_LISTEN"):
+            target = conf.listen if key == "LISTEN" else conf.http_listen
+            target.append(_listen(e, path, key, DEFAULT_PORT if key == "LISTEN" else DEFAULT_HTTP_PORT))
+            continue
+        if key == "MQTT_URL":
+            if len(args) != 1:
+                raise e.error(path, "MQTT_URL expects one URL (mqtt://host[:port] or mqtts://...)")
+            try:
+                settings = parse_mqtt_url(args[0])
+            except ValueError as exc:
+                raise e.error(path, f"MQTT_URL: {exc}") from None
+            if conf.mqtt is not None:  # keywords before MQTT_URL already filled these in
+                settings.username, settings.password = conf.mqtt.username, conf.mqtt.password
+                settings.cafile, settings.account = conf.mqtt.cafile, conf.mqtt.account
+                settings.discovery_prefix = conf.mqtt.discovery_prefix
+                settings.base_topic = conf.mqtt.base_topic
+            conf.mqtt = settings
+            continue
+        if key in _MQTT_FIELDS:
+            if len(args) != 1:
+                raise e.error(path, f"{key} expects one value")
+            if conf.mqtt is None:
+                conf.mqtt = MqttSettings("", e.line, False)  # completed by MQTT_URL
+            setattr(conf.mqtt, _MQTT_FIELDS[key], args[0])
             continue
         if key == "ALLOW":
             if not args:
@@ -154,4 +241,7 @@ def parse_upsd_conf(path: Path, entries: list[Entry] | None = None) -> UpsdConf:
             continue
         # upstream warns and carries on; so do we, so an /etc/nut that runs there runs here
         log.warning("%s:%d: unknown upsd.conf keyword '%s' ignored", path, e.line, key)
+    if conf.mqtt is not None and not conf.mqtt.host:  # port: the line of the first MQTT_ keyword
+        raise ConfigError("MQTT_* settings without MQTT_URL (mqtt://host or mqtts://host)",
+                          path, conf.mqtt.port)
     return conf

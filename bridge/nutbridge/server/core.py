@@ -103,6 +103,7 @@ class Core:
         # in connection order, for LIST CLIENT; a dict so that a disconnect is O(1) with
         # thousands of clients
         self.sessions: dict[Session, None] = {}
+        self.connections_total = 0  # sessions opened since start (network, web, MQTT)
         # refusals a client can repeat on every line are logged once per peer per minute
         self.peer_log = RateLimitedLog(log)
         # GET VAR answers by exact request line: (answer, device, its generation, stale
@@ -138,6 +139,7 @@ class Core:
     def connect(self, addr: str) -> Session:
         s = Session(addr)
         self.sessions[s] = None
+        self.connections_total += 1  # /metrics: nutbridge_upsd_connections_total
         return s
 
     def disconnect(self, s: Session) -> None:

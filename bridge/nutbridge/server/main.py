@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 
 from .. import __version__, sdnotify
 from ..config.parser import ConfigError
-from ..config.upsd_conf import DEFAULT_PORT, Listen
+from ..config.upsd_conf import DEFAULT_HTTP_PORT, DEFAULT_PORT, Listen, parse_mqtt_url
 from ..serve import Bridge, BridgeConfig, load_config
 from .upsd import ListenError
 
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
                    "embedded configuration, /var/lib/nut-bridge/config/<name>-<hash> for another "
                    "config dir; under ~/.local/state/nut-bridge when /var/lib is not writable; "
                    "docs/discovery.md)")
+    p.add_argument("--http", action="append", default=[], metavar="ADDR[:PORT]",
+                   help="serve the status page, /metrics and /api here (repeatable; port "
+                   f"{DEFAULT_HTTP_PORT} unless given; replaces upsd.conf's HTTP_LISTEN lines; "
+                   "docs/http.md)")
+    p.add_argument("--mqtt", metavar="URL", default=None,
+                   help="publish to this MQTT broker, mqtt://host[:port] or mqtts://... (replaces "
+                   "upsd.conf's MQTT_URL; credentials and the rest: MQTT_* in upsd.conf; "
+                   "docs/mqtt.md)")
     p.add_argument("--no-zeroconf", dest="zeroconf", action="store_false",
                    help="do not advertise _nut._tcp over mDNS (by default a bridge listening on "
                    "a non-loopback address is advertised)")
@@ -103,8 +112,10 @@ async def _serve(cfg: BridgeConfig, family: int) -> int:
     except ListenError as exc:
         sys.stderr.write(f"nutbridge: {exc}\n")
         if "in use" in str(exc):
+            hint = "HTTP_LISTEN in upsd.conf or --http" if str(exc).startswith("HTTP:") else \
+                "LISTEN in upsd.conf"
             sys.stderr.write("nutbridge: another upsd (or bridge) is probably running; stop it or "
-                             "choose another port with LISTEN in upsd.conf\n")
+                             f"choose another port with {hint}\n")
         return 1
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, lambda: _reload(bridge))
@@ -179,8 +190,8 @@ def _reload_files(bridge: Bridge) -> bool:
 _reloads: set[asyncio.Task[None]] = set()
 
 
-def _parse_listen(text: str) -> Listen:
-    host, port = text, DEFAULT_PORT
+def _parse_listen(text: str, default_port: int = DEFAULT_PORT) -> Listen:
+    host, port = text, default_port
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         if rest:
@@ -231,6 +242,21 @@ def main(argv: list[str]) -> int:
         except ValueError as exc:
             sys.stderr.write(f"nutbridge: --listen: {exc}\n")
             return 2
+    if args.http:
+        try:
+            cfg.upsd.http_listen = [_parse_listen(x, DEFAULT_HTTP_PORT) for x in args.http]
+        except ValueError as exc:
+            sys.stderr.write(f"nutbridge: --http: {exc}\n")
+            return 2
+    if args.mqtt is not None:
+        try:
+            url = parse_mqtt_url(args.mqtt)
+        except ValueError as exc:
+            sys.stderr.write(f"nutbridge: --mqtt: {exc}\n")
+            return 2
+        if cfg.upsd.mqtt is not None:  # keep the file's credentials, account and topics
+            url = dataclasses.replace(cfg.upsd.mqtt, host=url.host, port=url.port, tls=url.tls)
+        cfg.upsd.mqtt = url
     cfg.state_dir = args.state_dir
     cfg.zeroconf = args.zeroconf
     cfg.monitor = args.monitor
