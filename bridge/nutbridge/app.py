@@ -923,16 +923,13 @@ class Child:
                 while (pid := os.waitpid(-1, os.WNOHANG)[0]) != 0:
                     log.debug("reaped process %d", pid)
             except ChildProcessError:
-                pass
-            left = _children()
-            if not left:
-                return
+                return  # no child left at all (waitpid knows; /proc may not: see _children)
             if time.monotonic() > deadline:
                 if sig == signal.SIGKILL:
-                    log.warning("processes %s did not end", left)
+                    log.warning("processes %s did not end", _children() or "under us")
                     return
                 sig, deadline = signal.SIGKILL, time.monotonic() + 1.0
-            for pid in left:
+            for pid in _children():  # what we can name; the rest ends with us, as PID 1
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
             time.sleep(0.05)

@@ -255,25 +255,35 @@ class SockServer:
     # ---- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Create the socket as a C driver does: unlink, umask 007, bind, chmod 0660 (and the
-        group, if given), listen 16. Raises OSError."""
+        group, if given), listen 16. Raises OSError.
+
+        Unlike a C driver, the socket is bound under a temporary name and renamed into place
+        once it listens: a client that connects as soon as the file appears (upsd, upsdrvctl,
+        a test) is never refused in between. (A path too long for the extra suffix is bound
+        in place, as NUT does.)"""
         path = self.path
         if len(os.fsencode(path)) > SUN_PATH_MAX:
             raise OSError(errno.ENAMETOOLONG, f"socket path too long ({len(os.fsencode(path))} "
                           f"bytes, at most {SUN_PATH_MAX})", path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        where = f"{path}.{os.getpid()}"
+        if len(os.fsencode(where)) > SUN_PATH_MAX:
+            where = path
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             old = os.umask(0o007)
             try:
-                s.bind(path)
+                s.bind(where)
             finally:
                 os.umask(old)
-            self._inode = os.stat(path).st_ino
-            os.chmod(path, 0o660)
+            self._inode = os.stat(where).st_ino
+            os.chmod(where, 0o660)
             if self.group is not None:
-                os.chown(path, -1, self.group)
+                os.chown(where, -1, self.group)
             s.listen(BACKLOG)
+            if where != path:
+                os.replace(where, path)
             s.setblocking(False)
             self.shadow = Shadow(self.device, self.stale_after)
             loop = asyncio.get_running_loop()
@@ -281,6 +291,9 @@ class SockServer:
                                                          backlog=BACKLOG)
         except BaseException:
             s.close()
+            if where != path:
+                with contextlib.suppress(OSError):
+                    os.unlink(where)
             self._unlink()
             raise
         self._unsubscribe = self.device.subscribe(self._changed)
