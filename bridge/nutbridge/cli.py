@@ -27,6 +27,7 @@ TOOLS = {
     "monitor": "nutbridge.monitor.main",
     "killpower": "nutbridge.monitor.killpower",
     "events": "nutbridge.events.main",
+    "upssched": "nutbridge.upssched.main",
     "simulate": "nutbridge.simulation.main",
     "udev-rules": "nutbridge.drivers.usbhid.driver",
     "service": "nutbridge.service",
@@ -46,6 +47,7 @@ commands:
   upslog     NUT's upslog: log UPS status periodically
   monitor    NUT's upsmon: shut this host down safely (upsmon.conf, primary or secondary)
   killpower  tell the UPS to cut the power and restore it on mains (end of a shutdown)
+  upssched   NUT's upssched: timers for upsmon's NOTIFYCMD (upssched.conf)
   events     list the event history (power events, commands and who ran them, shutdowns)
   simulate   simulate a serial UPS (megatec, apcsmart) on a pty, to try drivers without hardware
   udev-rules print udev rules giving the nut group access to USB UPSes (usbhid-ups)

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..client import NutClient, NutError, TLSMode, TLSOptions
 from ..config.parser import ConfigError
+from ..upssched.inprocess import InProcessUpssched, names_upssched
 from .config import MonitorSpec, UpsmonConf
 from .machine import Action, BeginShutdown, Machine, Notify
 from .notify import format_notify
@@ -202,6 +203,8 @@ class Runner:
         self._reload_requested = False
         self._stop_requested = False
         self._children: set[asyncio.Task[None]] = set()
+        # NOTIFYCMD naming upssched itself: its timers run here, no process per notification
+        self.upssched = _upssched_for(conf)
 
     # ---- requests from signals / the serve process ---------------------------------
     def request_fsd(self) -> None:
@@ -245,6 +248,8 @@ class Runner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.machine.sleep_interval())
         finally:
+            if self.upssched is not None:
+                await self.upssched.aclose()
             for link in self.links:
                 await link.drop()
             if self._children:
@@ -289,6 +294,10 @@ class Runner:
         links = [old.pop(spec) if spec in old else Link(spec, tls) for spec in conf.monitors]
         for gone in old.values():
             self._spawn(gone.drop())
+        if names_upssched(conf.notifycmd) != (self.upssched is not None):
+            if self.upssched is not None:
+                self._spawn(self.upssched.aclose())
+            self.upssched = _upssched_for(conf)
         self.conf, self.links = conf, links
         assert self.machine is not None
         self.machine.reconfigure(conf, time.monotonic())
@@ -379,7 +388,10 @@ class Runner:
         if "WALL" in flags:
             self._wall(message)
         if "EXEC" in flags and self.conf.notifycmd:
-            self._spawn(self._notifycmd(self.conf.notifycmd, n, message))
+            if self.upssched is not None:
+                self.upssched.notify(n.type, n.ups or "", message)
+            else:
+                self._spawn(self._notifycmd(self.conf.notifycmd, n, message))
 
     async def _notifycmd(self, cmd: str, n: Notify, message: str) -> None:
         # upsmon 2.8 runs system('NOTIFYCMD "message"'); the message is passed as "$1"
@@ -417,3 +429,10 @@ async def _run_sh(what: str, script: str, *args: str, env: dict[str, str] | None
     except OSError as exc:
         log.error("%s failed to start: %s", what, exc)
         return None
+
+
+def _upssched_for(conf: UpsmonConf) -> InProcessUpssched | None:
+    """In-process upssched when NOTIFYCMD is upssched, reading upssched.conf beside upsmon.conf."""
+    if not names_upssched(conf.notifycmd):
+        return None
+    return InProcessUpssched(Path(conf.path).parent / "upssched.conf" if conf.path else None)

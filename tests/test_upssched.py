@@ -1,0 +1,592 @@
+"""``nutbridge upssched`` against Debian's C upssched (2.8.0 on the host, 2.8.5 in sid).
+
+* sans-IO: the AT lines a notification selects, the timer table, the wire format,
+  and upssched.conf errors (file:line, exit 2);
+* side by side: each program in its own directory with the same upssched.conf
+  (CMDSCRIPT appends "<time> <args>" to a log) gets the same calls, made as upsmon
+  makes them (UPSNAME/NOTIFYTYPE in the environment, the message as argument):
+  ONBATT, ONLINE within the timer, ONBATT past it, ONLINE, LOWBATT, FSD. Both logs
+  must hold the same CMDSCRIPT calls at the same times (±0.5 s). Calls are made
+  0.1 s after a wall-clock second because upstream's daemon stamps a timer with
+  ``time()`` (whole seconds) and looks at it once a second: unaligned, its timers
+  fire up to 1 s early or late, ours on time;
+* a real upsmon against our upsd (simulated UPS, mains loss by upscmd) with a
+  NOTIFYCMD running both programs;
+* robustness: kill -9 of the daemon (ours keeps the timer, NUT's loses it), a
+  stale PIPEFN and LOCKFN, ten concurrent first calls (one daemon, every timer
+  fires once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nutbridge.config.parser import ConfigError, parse_text
+from nutbridge.upssched.config import UpsschedConf, parse_entries
+from nutbridge.upssched.inprocess import InProcessUpssched, names_upssched
+from nutbridge.upssched.plan import Caller, Cancel, Execute, Start, Timers, actions_for, decode, encode
+from tests.support import realnut
+from tests.support.realnut import BridgeProcess, NutConfig
+
+REPO = Path(__file__).resolve().parents[1]
+OURS = [sys.executable, "-m", "nutbridge", "upssched"]
+TOL = 0.5
+
+
+def nut_upssched() -> str:
+    found = shutil.which("upssched", path="/sbin:/usr/sbin")
+    realnut.require("NUT's upssched (/sbin or /usr/sbin, package nut-client)", found)
+    assert found is not None
+    return found
+
+
+# ---- sans-IO --------------------------------------------------------------------------------
+
+CONF = """\
+CMDSCRIPT /bin/true
+PIPEFN /run/p
+LOCKFN /run/l
+AT ONBATT * START-TIMER onbatt 30
+AT onbatt ups@host EXECUTE "only for ups@host"
+AT ONLINE * CANCEL-TIMER onbatt
+AT ONLINE * CANCEL-TIMER late "back online"
+"""
+
+
+def conf_of(text: str) -> UpsschedConf:
+    return parse_entries(parse_text(text, "u.conf"), Path("u.conf"))
+
+
+def test_actions_for_match_type_case_insensitively_and_ups_exactly() -> None:
+    conf = conf_of(CONF)
+    assert actions_for(conf, "ONBATT", "ups@host") == [Start("onbatt", 30), Execute("only for ups@host")]
+    assert actions_for(conf, "OnBatt", "ups@other") == [Start("onbatt", 30)]
+    assert actions_for(conf, "ONLINE", "x") == [Cancel("onbatt"), Cancel("late", "back online")]
+    assert actions_for(conf, "LOWBATT", "x") == []
+
+
+@pytest.mark.parametrize(("text", "line", "msg"), [
+    ("AT ONBATT * START-TIMER a 1\n", 1, "CMDSCRIPT, PIPEFN, LOCKFN must be set before any AT line"),
+    ("CMDSCRIPT x\nPIPEFN p\nLOCKFN l\nAT ONBATT * START-TIMER a\n", 4, "needs <timername> <seconds>"),
+    ("CMDSCRIPT x\nPIPEFN p\nLOCKFN l\n\nAT ONBATT * START-TIMER a -1\n", 5, "whole number"),
+    ("CMDSCRIPT x\nPIPEFN p\nLOCKFN l\nAT ONBATT * STOP-TIMER a\n", 4, "unknown AT command"),
+    ("CMDSCRIPT x\nPIPEFN p\nLOCKFN l\nAT ONBATT *\n", 4, "AT needs"),
+    ('CMDSCRIPT "x\n', 1, "unterminated"),
+])
+def test_conf_errors_name_file_and_line(text: str, line: int, msg: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        conf_of(text)
+    assert err.value.line == line and msg in err.value.message, err.value
+
+
+def test_conf_error_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "upssched.conf").write_text("CMDSCRIPT x\nPIPEFN p\nLOCKFN l\nAT ONBATT * BOGUS a\n")
+    r = subprocess.run(OURS, env=_env(tmp_path, "ONBATT"), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr == f"upssched: {tmp_path}/upssched.conf:4: unknown AT command 'BOGUS' (START-TIMER, " \
+        "START-TIMER-SHARED, CANCEL-TIMER, CANCEL-TIMER-MATCHED, EXECUTE)\n"
+    r = subprocess.run(OURS, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "bridge")},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stdout.startswith("Error: UPSNAME and NOTIFYTYPE must be set.")
+
+
+def test_notifycmd_naming_upssched() -> None:
+    for cmd in ("/sbin/upssched", "upssched", '"/usr/sbin/upssched"', "/usr/bin/nutbridge upssched",
+                ".venv/bin/nutbridge upssched"):
+        assert names_upssched(cmd), cmd
+    assert not names_upssched(None)
+    for cmd in ("", "/etc/nut/notify.sh", "/sbin/upssched-cmd", "nutbridge monitor",
+                "/usr/local/bin/upssched-wrapper", "upssched extra", 'unbalanced "quote'):
+        assert not names_upssched(cmd), cmd
+
+
+def test_unusable_lock_directory_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "upssched.conf").write_text(
+        f"CMDSCRIPT /bin/true\nPIPEFN {tmp_path}/p\nLOCKFN {tmp_path}/missing/l\n"
+        "AT ONBATT * START-TIMER a 1\n")
+    r = subprocess.run(OURS, env=_env(tmp_path, "ONBATT"), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.startswith("upssched: cannot reach or start the timer daemon: [Errno 2]"), r.stderr
+
+
+def test_timers_follow_upstream() -> None:
+    t = Timers()
+    ups1, ups2 = Caller("ONBATT", "a@h", "msg 1"), Caller("LOWBATT", "b@h", "msg 2")
+    assert t.start(Start("a", 5), ups1, 100.0, 1000.0) and t.start(Start("a", 7), ups2, 101.0, 1001.0)
+    assert len(t) == 2  # a second "a" is a second timer
+    assert not t.start(Start("b", -1), ups1, 100.0, 1000.0)
+    assert t.cancel(Cancel("a", "cmd"), Caller()) is None and len(t) == 0  # every "a" (2.8.5)
+    assert t.cancel(Cancel("zz", "cmd"), ups1) == "cmd" and t.cancel(Cancel("zz"), ups1) is None
+    # shared: one timer, the callers' values merged (unique, in order)
+    for c in (ups1, ups2, ups1):
+        t.start(Start("s", 5, shared=True), c, 100.0, 1000.0)
+    assert len(t) == 1 and t.timers[0].env() == {
+        "UPSNAME": "a@h,b@h", "NOTIFYTYPE": "ONBATT,LOWBATT", "NOTIFYMSG": "msg 1.\tmsg 2"}
+    # matched: only the timers this UPS/type started
+    assert t.cancel(Cancel("s", "x", matched=True), Caller("ONLINE", "a@h")) == "x"
+    assert t.cancel(Cancel("s", "x", matched=True), Caller("LOWBATT", "b@h")) is None and len(t) == 0
+    t.start(Start("e", 5), ups1, 100.0, 1000.0)
+    assert t.expire(104.9) == [] and [x.name for x in t.expire(105.0)] == ["e"] and len(t) == 0
+    t.start(Start("x", 10), ups1, 0.0, 50.0)
+    saved = [*t.snapshot(), {"name": "late", "wall": 40.0}, {"bogus": 1}, "junk"]
+    u = Timers()
+    assert u.restore(saved, now=500.0, wall=55.0, grace=1.0) == 2  # type: ignore[arg-type]
+    assert [(x.name, x.due) for x in u.timers] == [("x", 505.0), ("late", 501.0)]
+    assert u.timers[0].env() == {"UPSNAME": "a@h", "NOTIFYTYPE": "ONBATT", "NOTIFYMSG": "msg 1"}
+
+
+def test_wire_format_is_upstreams() -> None:
+    c = Caller("ONBATT", "ups@h", "UPS ups@h on battery")
+    assert encode(Start("on batt", 30), c) == \
+        b'START "on batt" "30" "ONBATT" "ups@h" "UPS ups@h on battery"\n'
+    assert encode(Cancel('a"b\\'), Caller()) == b'CANCEL "a\\"b\\\\" "" "" "" ""\n'
+    assert encode(Start("s", 1, shared=True), c).startswith(b'START-SHARED "s" "1" ')
+    assert decode(("START", "n", "5", "ONBATT", "ups@h", "m")) == (
+        Start("n", 5), Caller("ONBATT", "ups@h", "m"))
+    # 2.8.0's short forms
+    assert decode(("CANCEL", "a")) == (Cancel("a"), Caller())
+    assert decode(("CANCEL", "a", "")) == (Cancel("a"), Caller())
+    assert decode(("START", "a", "x")) == (Start("a", -1), Caller())
+    assert decode(("START", "a")) is None and decode(("HELLO",)) is None
+
+
+# ---- running the programs -------------------------------------------------------------------
+
+SIDE_CONF = """\
+CMDSCRIPT {d}/cmd.sh
+PIPEFN {d}/upssched.pipe
+LOCKFN {d}/upssched.lock
+AT ONBATT * START-TIMER onbatt 3
+AT ONBATT nobody@nowhere EXECUTE never
+AT ONLINE * CANCEL-TIMER onbatt online
+AT LOWBATT * EXECUTE lowbatt
+AT LOWBATT * START-TIMER lowbatt-late 2
+AT FSD * START-TIMER fsd 2
+AT FSD * START-TIMER fsd 3
+AT FSD * CANCEL-TIMER nosuch
+"""
+UPS = "ups@127.0.0.1:3493"
+MESSAGES = {"ONBATT": f"UPS {UPS} on battery", "ONLINE": f"UPS {UPS} on line power",
+            "LOWBATT": f"UPS {UPS} battery is low", "FSD": f"UPS {UPS}: forced shutdown in progress"}
+
+
+def _env(d: Path, ntype: str, ups: str = UPS) -> dict[str, str]:
+    return dict(os.environ, NUT_CONFPATH=str(d), UPSNAME=ups, NOTIFYTYPE=ntype,
+                PYTHONPATH=str(REPO / "bridge"))
+
+
+@dataclass
+class Sched:
+    name: str
+    argv: list[str]
+    d: Path
+
+    @classmethod
+    def make(cls, name: str, argv: list[str], d: Path, conf: str = SIDE_CONF) -> Sched:
+        d.mkdir(parents=True)
+        (d / "cmd.sh").write_text(f'#!/bin/sh\necho "$(date +%s.%N) $*" >> {d}/cmd.log\n'
+                                  f'echo "$*|$UPSNAME|$NOTIFYTYPE|$NOTIFYMSG" >> {d}/env.log\n')
+        (d / "cmd.sh").chmod(0o755)
+        (d / "upssched.conf").write_text(conf.format(d=d))
+        return cls(name, argv, d)
+
+    def call(self, ntype: str, ups: str = UPS) -> int:
+        r = subprocess.run([*self.argv, MESSAGES.get(ntype, f"{ntype} {ups}")], env=_env(self.d, ntype, ups),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        assert r.returncode == 0, (self.name, ntype, r)
+        return r.returncode
+
+    def log(self) -> list[tuple[float, str]]:
+        try:
+            lines = (self.d / "cmd.log").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [(float(t), args) for t, _, args in (ln.partition(" ") for ln in lines)]
+
+    def env_log(self) -> list[str]:
+        try:
+            return (self.d / "env.log").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def daemon_pid(self) -> int | None:
+        """The process listening on PIPEFN (found through /proc: no name matching)."""
+        pids = socket_owners(self.d / "upssched.pipe")
+        assert len(pids) <= 1, pids
+        return pids[0] if pids else None
+
+
+class InProc(Sched):
+    """Our monitor's in-process upssched, on an event loop in a thread of this process."""
+
+    loop: asyncio.AbstractEventLoop
+    sched: InProcessUpssched
+
+    @classmethod
+    def start(cls, d: Path, conf: str = SIDE_CONF) -> InProc:
+        self = cls.make("in-process", [], d, conf)
+        assert isinstance(self, InProc)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.sched = InProcessUpssched(d / "upssched.conf")
+        return self
+
+    def call(self, ntype: str, ups: str = UPS) -> int:
+        async def notify() -> bool:
+            return self.sched.notify(ntype, ups)
+        assert asyncio.run_coroutine_threadsafe(notify(), self.loop).result(10)
+        return 0
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.sched.aclose(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def socket_owners(path: Path) -> list[int]:
+    """Every process with a listening socket bound to ``path``, even one whose file was
+    unlinked (a second daemon would show here)."""
+    inodes = set()
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == str(path) and parts[5] == "01":  # listening
+                inodes.add(parts[6])
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    pids.add(int(pid))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def both(tmp_path: Path, conf: str = SIDE_CONF) -> list[Sched]:
+    return [Sched.make("ours", OURS, tmp_path / "ours", conf),
+            Sched.make("nut", [nut_upssched()], tmp_path / "nut", conf)]
+
+
+def at_second(t0: float, offset: float) -> None:
+    """Sleep until wall time t0 + offset (t0 is 0.1 s after a whole second)."""
+    delay = t0 + offset - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def call_all(scheds: list[Sched], ntype: str, ups: str = UPS) -> None:
+    """The same call to every program at the same moment (upsmon would run one)."""
+    threads = [threading.Thread(target=s.call, args=(ntype, ups)) for s in scheds]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
+def rel(log: list[tuple[float, str]], t0: float) -> list[tuple[float, str]]:
+    return [(round(t - t0, 2), a) for t, a in log]
+
+
+def assert_same(scheds: list[Sched], t0: float, expected: list[tuple[float, str]]) -> None:
+    for s in scheds:
+        got = rel(s.log(), t0)
+        assert [a for _, a in got] == [a for _, a in expected], (s.name, got)
+        for (t, a), (te, _) in zip(got, expected, strict=True):
+            assert abs(t - te) <= TOL, (s.name, a, got)
+
+
+def until(what: str, fn: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not fn():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_side_by_side_with_nut(tmp_path: Path) -> None:
+    """NUT's program, ours, and ours in-process (as our monitor can run it) in step."""
+    inproc = InProc.start(tmp_path / "inproc")
+    scheds = [*both(tmp_path), inproc]
+    t0 = int(time.time()) + 1.1
+    steps = [(0, "ONBATT"), (1, "ONLINE"), (2, "ONBATT"), (6, "ONLINE"), (7, "LOWBATT"), (8, "FSD")]
+    for offset, ntype in steps:
+        at_second(t0, offset)
+        call_all(scheds, ntype)
+    at_second(t0, 12)
+    # ONLINE at 1 s cancelled the first timer; the second fired at 2+3; the ONLINE at 6
+    # found no timer and ran its command; two "fsd" timers both fire (upstream adds, not replaces)
+    assert_same(scheds, t0, [(5, "onbatt"), (6, "online"), (7, "lowbatt"), (7 + 2, "lowbatt-late"),
+                             (8 + 2, "fsd"), (8 + 3, "fsd")])
+    inproc.stop()
+    assert not (inproc.d / "upssched.pipe").exists()  # no daemon: the timers were in this process
+    # both daemons go away by themselves once idle, removing PIPEFN
+    until("the daemons' exit", lambda: not any((s.d / "upssched.pipe").exists() for s in scheds), 25)
+
+
+def test_killed_daemon_keeps_its_timers_in_ours_only(tmp_path: Path) -> None:
+    conf = SIDE_CONF + "AT COMMOK * START-TIMER commok 1\n"
+    scheds = both(tmp_path, conf)
+    t0 = int(time.time()) + 1.1
+    at_second(t0, 0)
+    call_all(scheds, "ONBATT")  # onbatt at 3 s
+    for s in scheds:
+        pid = s.daemon_pid()
+        assert pid is not None, s.name
+        os.kill(pid, signal.SIGKILL)
+    at_second(t0, 1)
+    call_all(scheds, "COMMOK")  # the next call starts a new daemon
+    at_second(t0, 4)
+    ours, nut = scheds
+    assert_same([ours], t0, [(2, "commok"), (3, "onbatt")])
+    assert_same([nut], t0, [(2, "commok")])  # upstream: the timers died with the daemon
+    # ...and a cancelled inherited timer stays cancelled: kill again, then ONLINE
+    call_all([ours], "ONBATT")
+    pid = ours.daemon_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    call_all([ours], "ONLINE")
+    time.sleep(4)
+    assert [a for _, a in ours.log()] == ["commok", "onbatt"]
+
+
+def test_stale_pipe_and_lock_files(tmp_path: Path) -> None:
+    scheds = both(tmp_path)
+    for s in scheds:
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(str(s.d / "upssched.pipe"))  # a socket file nobody listens on
+        stale.close()
+        (s.d / "upssched.lock").write_text("")  # left by a crash
+    t0 = int(time.time()) + 1.1
+    at_second(t0, 0)
+    call_all(scheds, "ONBATT")
+    at_second(t0, 5)
+    ours, nut = scheds
+    assert_same([ours], t0, [(3, "onbatt")])
+    # upstream gets there too, later: it removes the lock file it could not create, sleeps
+    # 0.25 s, starts its daemon and sleeps 0.25 s more; its whole-second stamp and 1 s tick then
+    # put the timer anywhere from 2.5 to 4 s (3.5 s seen with 2.8.5, 2.9 s with 2.8.0)
+    assert [a for _, a in nut.log()] == ["onbatt"] and 2.5 <= nut.log()[0][0] - t0 <= 4.1, rel(nut.log(), t0)
+
+
+def nut_is_285() -> bool:
+    """NUT >= 2.8.5 (sid) rather than 2.8.0 (the host): the semantics changed in between."""
+    v = realnut.nut_version()
+    realnut.require("NUT's version (upsc -V)", v)
+    return tuple(int(x) for x in v.split(".")[:3]) >= (2, 8, 5)
+
+
+SHARED_CONF = SIDE_CONF + """\
+AT COMMBAD * START-TIMER dup 2
+AT NOCOMM * CANCEL-TIMER dup
+AT COMMBAD * START-TIMER-SHARED shared 2
+AT REPLBATT * EXECUTE replbatt
+"""
+
+
+def test_duplicates_shared_timers_and_environment(tmp_path: Path) -> None:
+    """A CANCEL removes every timer of its name, START-TIMER-SHARED merges callers, and
+    CMDSCRIPT sees the UPSNAME/NOTIFYTYPE/NOTIFYMSG of the calls that started a timer:
+    NUT 2.8.5's behaviour, ours everywhere. 2.8.0 differs and is shown as it is."""
+    scheds = both(tmp_path, SHARED_CONF)
+    ours, nut = scheds
+    t0 = int(time.time()) + 1.1
+    at_second(t0, 0)
+    call_all(scheds, "COMMBAD", "a@h")  # dup #1, shared (a@h)
+    call_all(scheds, "COMMBAD", "b@h")  # dup #2, shared gets b@h
+    call_all(scheds, "NOCOMM", "a@h")  # cancels dup: both (2.8.5), the first only (2.8.0)
+    call_all(scheds, "REPLBATT", "c@h")  # EXECUTE: the caller's own environment
+    at_second(t0, 3)
+    expect_ours = ["replbatt|c@h|REPLBATT|", "shared|a@h,b@h|COMMBAD|COMMBAD a@h.\tCOMMBAD b@h"]
+    assert ours.env_log() == expect_ours
+    if nut_is_285():
+        assert nut.env_log() == expect_ours
+    else:  # 2.8.0: one "dup" survives the cancel, with the daemon's first caller's values;
+        # START-TIMER-SHARED is an "Invalid command" there
+        assert nut.env_log() == ["replbatt|c@h|REPLBATT|", "dup|a@h|COMMBAD|"]
+
+
+@pytest.mark.parametrize("daemon", ["ours", "nut"])
+def test_clients_and_daemons_mix(tmp_path: Path, daemon: str) -> None:
+    """Same wire format: NUT's client uses our daemon, ours NUT's (one PIPEFN, one daemon)."""
+    # 2 s: NUT 2.8.0's daemon, once a client has hung up, spins (its "tight loop" bug) and
+    # exits the moment its queue is empty; its whole-second stamps may fire a 1 s timer at once
+    conf = SIDE_CONF + "AT COMMOK * START-TIMER commok 2\n"
+    ours = Sched.make("ours", OURS, tmp_path / "d", conf)
+    nut = Sched("nut", [nut_upssched()], ours.d)
+    first, other = (ours, nut) if daemon == "ours" else (nut, ours)
+    t0 = time.time()
+    first.call("ONBATT")  # starts first's daemon and an "onbatt" timer (3 s)
+    pid = first.daemon_pid()
+    assert pid is not None
+    other.call("COMMOK")  # "commok" (2 s) through the same daemon
+    other.call("ONLINE")  # cancels "onbatt"
+    assert first.daemon_pid() == pid
+    time.sleep(max(0.0, t0 + 4.5 - time.time()))
+    assert [a for _, a in ours.log()] == ["commok"]
+
+
+CONCURRENT = "CMDSCRIPT {d}/cmd.sh\nPIPEFN {d}/upssched.pipe\nLOCKFN {d}/upssched.lock\n" + "".join(
+    f"AT ONBATT u{i} START-TIMER t{i} 2\n" for i in range(10))
+
+
+def test_ten_concurrent_first_calls(tmp_path: Path) -> None:
+    """Ten upsmon notifications at once, no daemon yet: one daemon, each timer fires once."""
+    s = Sched.make("ours", OURS, tmp_path / "ours", CONCURRENT)
+    t0 = time.time()
+    procs = [subprocess.Popen([*s.argv, "msg"], env=_env(s.d, "ONBATT", f"u{i}")) for i in range(10)]
+    assert [p.wait(30) for p in procs] == [0] * 10
+    assert len(socket_owners(s.d / "upssched.pipe")) == 1
+    time.sleep(max(0.0, t0 + 4 - time.time()))
+    log = s.log()
+    assert sorted(a for _, a in log) == sorted(f"t{i}" for i in range(10))
+    # each 2 s after its call: the calls themselves took up to a second (ten Pythons starting)
+    assert all(2 <= t - t0 <= 3.5 for t, _ in log), rel(log, t0)
+
+
+# ---- driven by a real upsmon ----------------------------------------------------------------
+
+UPSMON_CONF = """\
+CMDSCRIPT {d}/cmd.sh
+PIPEFN {d}/upssched.pipe
+LOCKFN {d}/upssched.lock
+AT ONBATT * START-TIMER onbatt 3
+AT ONLINE * CANCEL-TIMER onbatt online
+AT FSD * EXECUTE fsd
+"""
+
+
+@pytest.mark.parametrize("monitor", ["upsmon", "nutbridge-monitor"])
+def test_real_monitor_drives_both(tmp_path: Path, monitor: str) -> None:
+    """NUT's upsmon (and our monitor) with a NOTIFYCMD running both upsscheds."""
+    from tests.test_interop_clients import private_run
+
+    if monitor == "upsmon":
+        argv = private_run([realnut.require_daemon("upsmon"), "-F"])
+    else:
+        argv = [sys.executable, "-m", "nutbridge", "monitor", "--config-dir", str(tmp_path / "upsmon"),
+                "--state-dir", str(tmp_path / "upsmon")]
+    scheds = both(tmp_path, UPSMON_CONF)
+    cfg = NutConfig(tmp_path / "bridge")
+    cfg.add_ups("sim", driver="nutbridge-sim", port="simulated", pollinterval="0.2")
+    m = tmp_path / "upsmon"
+    m.mkdir()
+    # NOTIFYCMD runs both programs at once with upsmon's environment and message
+    notify = m / "notify.sh"
+    ours, nut = scheds
+    notify.write_text(
+        "#!/bin/sh\n"
+        f'NUT_CONFPATH={ours.d} PYTHONPATH={REPO / "bridge"} {" ".join(OURS)} "$@" &\n'
+        f'NUT_CONFPATH={nut.d} {nut.argv[0]} "$@" &\nwait\n')
+    notify.chmod(0o755)
+    (m / "shutdown.sh").write_text(f"#!/bin/sh\ntouch {m}/shutdown.marker\n")
+    (m / "shutdown.sh").chmod(0o755)
+    with BridgeProcess.start(cfg) as bridge:
+        realnut.wait_ready_ups(bridge.cfg.port, ["sim"])
+        port = bridge.cfg.port
+        (m / "upsmon.conf").write_text("\n".join([
+            f"MONITOR sim@127.0.0.1:{port} 1 monsecondary ms secondary",
+            "MINSUPPLIES 1", "POLLFREQ 1", "POLLFREQALERT 1", "DEADTIME 3", "HOSTSYNC 2",
+            "FINALDELAY 0", "RUN_AS_USER root", f'SHUTDOWNCMD "{m}/shutdown.sh"',
+            f'NOTIFYCMD "{notify}"', *(f"NOTIFYFLAG {t} EXEC" for t in ("ONBATT", "ONLINE", "FSD")),
+        ]) + "\n")
+        (m / "upsmon.conf").chmod(0o600)
+        env = dict(os.environ, NUT_CONFPATH=str(m), NUT_STATEPATH=str(m), NUT_PIDPATH=str(m),
+                   NUT_ALTPIDPATH=str(m), NUT_QUIET_INIT_SSL="true", LANG="C",
+                   PYTHONPATH=str(REPO / "bridge"))
+        with open(m / "upsmon.log", "wb") as log:
+            proc = subprocess.Popen(argv, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            until("upsmon login", lambda: realnut.query(port, "GET NUMLOGINS sim") == b"NUMLOGINS sim 1\n")
+
+            def upscmd(cmd: str) -> None:
+                r = subprocess.run([sys.executable, "-m", "nutbridge", "upscmd", "-u", "admin", "-p",
+                                    "s3cr3t", f"sim@127.0.0.1:{port}", cmd], capture_output=True,
+                                   env=dict(os.environ, PYTHONPATH=str(REPO / "bridge")), timeout=30)
+                assert r.returncode == 0, r
+
+            def status_has(word: str) -> bool:
+                return word in realnut.query(port, "GET VAR sim ups.status").decode()
+
+            upscmd("test.failure.start")  # ONBATT; ONLINE within the timer
+            until("OB", lambda: status_has("OB"))
+            time.sleep(1.5)
+            upscmd("test.failure.stop")
+            until("OL", lambda: status_has("OL"))
+            time.sleep(1.5)
+            upscmd("test.failure.start")  # ONBATT past the timer
+            until("onbatt fired", lambda: all(s.log() for s in scheds), 15)
+            upscmd("test.failure.stop")  # ONLINE: no timer left, so "online" runs
+            until("online ran", lambda: all(len(s.log()) >= 2 for s in scheds), 15)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as primary:
+                f = primary.makefile("rwb", buffering=0)
+                for line in ("USERNAME monprimary", "PASSWORD mp", "LOGIN sim", "PRIMARY sim", "FSD sim"):
+                    f.write(line.encode() + b"\n")
+                    assert f.readline().startswith(b"OK"), line
+                assert proc.wait(20) == 0, (m / "upsmon.log").read_text()
+            until("fsd ran", lambda: all(len(s.log()) >= 3 for s in scheds), 10)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+    logs = {s.name: s.log() for s in scheds}
+    assert [a for _, a in logs["ours"]] == [a for _, a in logs["nut"]] == ["onbatt", "online", "fsd"]
+    # upstream's daemon looks at its timers once a second on a whole-second clock, so here,
+    # with calls at arbitrary moments, its "onbatt" may be up to a second off ours
+    for (t1, a), (t2, _) in zip(logs["ours"], logs["nut"], strict=True):
+        assert abs(t1 - t2) <= (1.1 if a == "onbatt" else TOL), logs
+
+
+def test_our_monitor_runs_upssched_in_process(tmp_path: Path) -> None:
+    """``NOTIFYCMD "nutbridge upssched"`` in our monitor: the timers run inside the monitor
+    (upssched.conf beside upsmon.conf), no process per notification and no timer daemon, so
+    PIPEFN never appears; CMDSCRIPT still runs as upssched's would."""
+    m = tmp_path / "upsmon"
+    m.mkdir()
+    (m / "cmd.sh").write_text(f'#!/bin/sh\necho "$*" >> {m}/cmd.log\n')
+    (m / "cmd.sh").chmod(0o755)
+    (m / "upssched.conf").write_text(UPSMON_CONF.format(d=m))
+    cfg = NutConfig(tmp_path / "bridge")
+    cfg.add_ups("sim", driver="nutbridge-sim", port="simulated", pollinterval="0.2")
+    with BridgeProcess.start(cfg) as bridge:
+        port = bridge.cfg.port
+        realnut.wait_ready_ups(port, ["sim"])
+        (m / "upsmon.conf").write_text("\n".join([
+            f"MONITOR sim@127.0.0.1:{port} 1 monsecondary ms secondary",
+            "MINSUPPLIES 1", "POLLFREQ 1", "POLLFREQALERT 1", "DEADTIME 3", "HOSTSYNC 2",
+            "FINALDELAY 0", f'SHUTDOWNCMD "touch {m}/shutdown.marker"',
+            'NOTIFYCMD "nutbridge upssched"', *(f"NOTIFYFLAG {t} EXEC" for t in ("ONBATT", "ONLINE")),
+        ]) + "\n")
+        (m / "upsmon.conf").chmod(0o600)
+        env = dict(os.environ, NUT_STATEPATH=str(m), NUT_PIDPATH=str(m), NUT_ALTPIDPATH=str(m),
+                   LANG="C", PYTHONPATH=str(REPO / "bridge"), PATH="/nonexistent")  # no upssched to run
+        with open(m / "monitor.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "nutbridge", "monitor", "--config-dir", str(m),
+                                     "--state-dir", str(m)], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            until("monitor login", lambda: realnut.query(port, "GET NUMLOGINS sim") == b"NUMLOGINS sim 1\n")
+            r = subprocess.run([sys.executable, "-m", "nutbridge", "upscmd", "-u", "admin", "-p", "s3cr3t",
+                                f"sim@127.0.0.1:{port}", "test.failure.start"], capture_output=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO / "bridge")), timeout=30)
+            assert r.returncode == 0, r
+            until("onbatt fired", lambda: (m / "cmd.log").exists(), 15)
+            assert (m / "cmd.log").read_text().split() == ["onbatt"]
+            assert not (m / "upssched.pipe").exists()  # no timer daemon was ever started
+        finally:
+            proc.terminate()
+            proc.wait(10)
