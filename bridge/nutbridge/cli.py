@@ -31,6 +31,7 @@ TOOLS = {
     "simulate": "nutbridge.simulation.main",
     "udev-rules": "nutbridge.drivers.usbhid.driver",
     "service": "nutbridge.service",
+    "scan": "nutbridge.scan.main",
 }
 
 USAGE = """\
@@ -52,6 +53,7 @@ commands:
   simulate   simulate a serial UPS (megatec, apcsmart) on a pty, to try drivers without hardware
   udev-rules print udev rules giving the nut group access to USB UPSes (usbhid-ups)
   service    print or install the systemd unit, its user and the udev rules (print|install)
+  scan       NUT's nut-scanner: find UPSes (USB; serial, SNMP, NUT servers when asked) -> ups.conf
 
 'nutbridge COMMAND -h' shows a command's options.
 """
