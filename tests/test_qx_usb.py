@@ -403,12 +403,13 @@ async def test_megatec_exchange_and_outage(spec: Spec) -> None:
     dev = spec_device(spec, ups)
     async with connected([dev], **spec_opts(spec)) as drv:
         assert drv.protocol == "megatec"
-        rating, ident = q1.parse("F", ups.rating_line()), q1.parse("I", ups.info_line())
+        items = q1.items_for(drv.protocol, drv.blazer, drv.nut_285)  # the profile's table
+        rating, ident = q1.parse("F", ups.rating_line(), items), q1.parse("I", ups.info_line(), items)
         assert rating is not None and ident is not None
         for status, change in OUTAGE:
             change(ups.model)
             await drv.update()
-            want = q1.parse("status", ups.status_line())
+            want = q1.parse("status", ups.status_line(), items)
             assert want is not None
             want.pop("_bits")
             got = {k: drv.device.value(k) for k in (*want, *rating, *ident)}
@@ -438,7 +439,8 @@ async def test_voltronic_exchange_and_outage(spec: Spec) -> None:
         for status, change in OUTAGE:
             change(ups.model)
             await drv.update()
-            qgs = voltronic.parse("QGS", ups.qgs_line().encode() + b"\r")
+            table = voltronic.ITEMS_285 if drv.nut_285 else voltronic.ITEMS  # the profile's
+            qgs = voltronic.parse("QGS", ups.qgs_line().encode() + b"\r", table)
             qbv = voltronic.parse("QBV", (ups.voltronic_reply("QBV") or "").encode() + b"\r")
             assert qgs is not None and qbv is not None
             qgs.pop("_bits")

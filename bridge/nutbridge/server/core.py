@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .. import __version__
+from ..compat import nut_compat
 from ..config.hostsaccess import HostsAccess
 from ..config.upsd_conf import UpsdConf
 from ..config.users import Users
@@ -35,10 +36,17 @@ from .descriptions import Descriptions
 
 log = logging.getLogger("nutbridge.upsd")
 
-NUT_COMPAT = "2.8.5"  # the upstream release whose replies we reproduce
-PROTOCOL_VERSION = "1.3"
-SERVER_INFO = f"Network UPS Tools upsd {NUT_COMPAT} (NUT Bridge {__version__}) - https://www.networkupstools.org/"
-HELP = "Commands: HELP VER PROTVER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS\n"
+NUT_COMPAT = nut_compat()  # the upstream release whose replies we reproduce (the profile)
+PROTOCOL_VERSION = "1.3"  # what PROTVER/NETVER answer, in clear text and over TLS alike
+# upsd's VER / server.info names its release's home page: 2.8.0 the plain http site,
+# 2.8.5 the versioned https page. Ours adds who answers, after the version (docs/compatibility.md).
+_HOME = {"2.8.0": "http://www.networkupstools.org/"}.get(
+    NUT_COMPAT, f"https://www.networkupstools.org/historic/v{NUT_COMPAT}/index.html")
+SERVER_INFO = f"Network UPS Tools upsd {NUT_COMPAT} (NUT Bridge {__version__}) - {_HOME}"
+# 2.8.0-2.8.2 answer PROTVER but do not list it
+HELP = ("Commands: HELP VER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS\n"
+        if NUT_COMPAT == "2.8.0" else
+        "Commands: HELP VER PROTVER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS\n")
 
 # Answers to repeated GET VAR lines kept (all forgotten when full: an attacker asking
 # for endless names only costs itself the cache).

@@ -6,6 +6,11 @@ Enough of the protocol for NUT's ``apcsmart`` and our driver: the handshake
 string settings ``c`` / ``x``), the instant commands (``Z``, ``^N`` and ``K``
 only act when sent twice, 1-5 s apart, like the real thing) and alert
 characters when the status changes (:meth:`ApcSmartSim.push_alerts`).
+
+External battery packs (``>`` count, ``<`` bad ones, ``nnn`` each) are answered as a
+SmartCell XL model with ``packs=(count, bad)``; by default the model has none and
+answers ``NA`` to both, as a Smart-UPS without the XL connector does. With
+``packs_choices`` the ``^Z`` capabilities enumerate ``>`` and the count is a setting.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ CAPS: dict[str, list[str]] = {
 }
 LOCALE = "I"
 FIRMWARE = "925.T2.I"
-CMDCHARS = "\x01\x0e\x1a-9ABCDEFGKLMNOPQRSUWXYZ^abcefgjklmnopqrsuxy"
+CMDCHARS = "\x01\x0e\x1a-9<>ABCDEFGKLMNOPQRSUWXYZ^abcefgjklmnopqrsuxy"
 REPEATED = frozenset("Z\x0eK")  # act only on the second byte within 1..5 s
 
 
@@ -50,11 +55,18 @@ class ApcSmartSim(PtyDevice):
     terminator = None
 
     def __init__(self, link: str | os.PathLike[str], ups: SimUPS | None = None, *,
-                 speed: float = 1.0, delay_per_byte: float = 0.0, seed: int | None = 0) -> None:
+                 speed: float = 1.0, delay_per_byte: float = 0.0, seed: int | None = 0,
+                 packs: tuple[int, int] | None = None, packs_choices: list[str] | None = None
+                 ) -> None:
         super().__init__(link, delay_per_byte=delay_per_byte, seed=seed)
+        self.packs = packs  # (external packs, bad packs); None: no XL connector ("NA")
+        # a model whose ^Z enumerates ">" (the count is then a setting stepped with "-")
+        self.caps = {**CAPS, ">": packs_choices} if packs_choices else CAPS
         self.ups = ups or SimUPS(Params(voltage_nominal=230.0))
         self.speed = speed
-        self.settings = {cmd: vals[0] for cmd, vals in CAPS.items()}
+        self.settings = {cmd: vals[0] for cmd, vals in self.caps.items()}
+        if packs is not None and ">" in self.settings:
+            self.settings[">"] = f"{packs[0]:03d}"
         self.settings["p"], self.settings["r"] = "020", "000"
         for var in ("l", "u", "q"):
             self._apply_setting(var)
@@ -169,9 +181,9 @@ class ApcSmartSim(PtyDevice):
             if var in self.strings:
                 self._string_target, self._string_buf = var, ""
                 return None
-            if var not in CAPS:
+            if var not in self.caps:
                 return "NO"
-            vals = CAPS[var]
+            vals = self.caps[var]
             cur = self.settings[var]
             self.settings[var] = vals[(vals.index(cur) + 1) % len(vals)] if cur in vals else vals[0]
             self._apply_setting(var)
@@ -185,11 +197,13 @@ class ApcSmartSim(PtyDevice):
             return self.strings[ch]
         simple = {
             "\x01": "Smart-UPS 1500", "b": FIRMWARE, "n": "QS0123456789",
-            "m": "01/02/20", "a": f"3.!$%+?=#|.{CMDCHARS}", "\x1a": caps_reply(),
+            "m": "01/02/20", "a": f"3.!$%+?=#|.{CMDCHARS}", "\x1a": caps_reply(self.caps),
             "g": f"{u.p.battery_voltage_nominal:03.0f}", "X": "NO",
         }
         if ch in simple:
             return simple[ch]
+        if ch in "><":
+            return "NA" if self.packs is None else f"{self.packs[ch == '<']:03d}"
         measured: dict[str, Callable[[], str]] = {
             "Q": lambda: f"{self.status_byte():02X}",
             "f": lambda: f"{u.charge:05.1f}",

@@ -293,6 +293,11 @@ VARS: tuple[Var, ...] = (
     Var("q", "battery.runtime.low", _scaled(60), settable=True),
     Var("e", "battery.charge.restart", settable=True),
     Var("k", "battery.alarm.threshold", settable=True),
+    # external battery packs (Smart-UPS XL, Matrix): SmartCell models count them, others
+    # report what was set at the panel; "NA" where there are none. NUT reads both once at
+    # start, unconverted; a setting only where ^Z enumerates it (none known does for "<")
+    Var(">", "battery.packs", settable=True),
+    Var("<", "battery.packs.bad"),
     Var("L", "input.voltage", poll=True),
     Var("M", "input.voltage.maximum", poll=True),
     Var("N", "input.voltage.minimum", poll=True),

@@ -29,6 +29,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+from ...compat import driver_core_2_8_5
 from ...state import Device
 from ..base import ConfigError, DeviceError, Driver, Status, finite_number, option_number
 from ..serial import SerialLink, SerialTimeout
@@ -132,6 +133,8 @@ class MegatecDriver(Driver):
             # well under 10 s
             self.retry_max = 5.0
         self._lock = asyncio.Lock()
+        # the profile's release (compat.py): 2.8.5's tables differ (q1.items_for, voltronic)
+        self.nut_285 = driver_core_2_8_5()
         self._static: dict[str, str] = {}
         self._polled: tuple[str, ...] = ()  # the optional Voltronic queries the UPS answers
         self._published = False
@@ -189,6 +192,10 @@ class MegatecDriver(Driver):
         ``query`` names the reply's layout (a Voltronic query, or Q1's "status", "F", "I");
         ``request`` defaults to how the protocol in use asks it."""
         voltronic_query = query in voltronic.MIN_LEN
+        if voltronic_query:
+            table = voltronic.ITEMS_285 if self.nut_285 else voltronic.ITEMS
+        else:
+            table = q1.items_for(self.protocol or "megatec", self.blazer, self.nut_285)
         parse = voltronic.parse if voltronic_query else q1.parse
         if request is None:
             request = voltronic.request(query) if voltronic_query \
@@ -204,7 +211,7 @@ class MegatecDriver(Driver):
                 continue
             if is_nak(raw):
                 return None  # the UPS does not know this query: asking again will not help
-            values = parse(query, raw)
+            values = parse(query, raw, table)
             if values is not None:
                 return values
             self.link.counters["garbage"] += 1
@@ -304,6 +311,8 @@ class MegatecDriver(Driver):
                 dev.set("ups.type", st.ups_type)
             for var, value in self._static.items():
                 dev.set(var, value)
+                if var == "ups.serial":  # the driver core mirrors it
+                    dev.set("device.serial", value)
                 if self.blazer and var in ("device.mfr", "device.model"):
                     dev.set("ups." + var.split(".")[1], value)
             for var, value in values.items():
@@ -334,6 +343,12 @@ class MegatecDriver(Driver):
                     dev.add_range(var, *voltronic.PACKS_RANGE)
                 else:
                     dev.set(var, value)
+            if self.nut_285:
+                nominal = finite_number(self._static.get("battery.voltage.nominal", ""))
+                if nominal:
+                    low, high, _ = q1.battery_charge(nominal, nominal)
+                    dev.set("battery.voltage.low", f"{low:.2f}")
+                    dev.set("battery.voltage.high", f"{high:.2f}")
             dev.set("ups.beeper.status", st.beeper)
             self.publish_status(st.tokens, st.alarms)
 

@@ -58,6 +58,30 @@ ITEMS: tuple[Field, ...] = (
 )
 STATUS_BITS = slice(38, 46)  # b7 .. b0 of the status reply
 
+#: NUT 2.8.5's nutdrv_qx (megatec and mustek subdrivers; not blazer_*) prints
+#: ``battery.voltage`` with one decimal; its megatec subdriver also reads ``I`` with the
+#: "Megatec IC" layout, which cuts a classic reply apart (``#NUT Bridge      SimQ1 ...`` ->
+#: mfr "NUT Bri", serial "dge     ", model "SimQ1"); serial and runtime keep their blanks,
+#: as NUT's untrimmed fields do. Observed with Debian's nutdrv_qx 2.8.5 on our simulator.
+ITEMS_MUSTEK_285: tuple[Field, ...] = tuple(
+    Field("battery.voltage", "status", 28, 31, "%.1f") if f.var == "battery.voltage" else f
+    for f in ITEMS)
+ITEMS_MEGATEC_285: tuple[Field, ...] = (
+    *(f for f in ITEMS_MUSTEK_285 if f.query != "I"),
+    Field("device.mfr", "I", 1, 7),
+    Field("ups.serial", "I", 8, 15, verbatim=True),
+    Field("device.model", "I", 17, 21),
+    Field("battery.runtime", "I", 22, 26, verbatim=True),
+    Field("ups.firmware", "I", 28, 37),
+)
+
+
+def items_for(dialect: str, blazer: bool, nut_285: bool) -> tuple[Field, ...]:
+    """The variable table NUT's driver of the profile's release uses for this dialect."""
+    if not nut_285 or blazer:
+        return ITEMS
+    return ITEMS_MEGATEC_285 if dialect == "megatec" else ITEMS_MUSTEK_285
+
 #: the status query of each dialect (ups.conf ``protocol``)
 STATUS_QUERY = {"megatec": b"Q1\r", "mustek": b"QS\r"}
 #: ups.delay.shutdown: 12..600 s; ups.delay.start: 0..599940 s (the UPS counts in 6 s /
@@ -81,7 +105,7 @@ def check_frame(query: str, raw: bytes) -> str | None:
     return text
 
 
-def parse(query: str, raw: bytes) -> dict[str, str] | None:
+def parse(query: str, raw: bytes, items: tuple[Field, ...] = ITEMS) -> dict[str, str] | None:
     """NUT variables from one reply; None if the frame is malformed.
 
     A field that is not a number (``---.-``) is left out, as NUT does, without
@@ -90,7 +114,7 @@ def parse(query: str, raw: bytes) -> dict[str, str] | None:
     text = check_frame(query, raw)
     if text is None:
         return None
-    out = read_fields(text, query, ITEMS)
+    out = read_fields(text, query, items)
     if query == "status":
         out["_bits"] = text[STATUS_BITS]
     return out

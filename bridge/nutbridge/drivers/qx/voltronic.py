@@ -51,6 +51,10 @@ ITEMS: tuple[Field, ...] = (
     Field("battery.charge", "QBV", 13, 15, "%.0f"),
     Field("battery.runtime", "QBV", 17, 19, "%.0f", 60.0),
 )
+#: NUT 2.8.5 publishes QGS's battery voltage as the UPS sends it ("027.0"; 2.8.0: "27.00");
+#: it also adds battery.voltage.high/.low guesses (the driver's business, from QRI's nominal)
+ITEMS_285: tuple[Field, ...] = tuple(
+    Field("battery.voltage", "QGS", 45, 49) if f.var == "battery.voltage" else f for f in ITEMS)
 STATUS_BITS = slice(63, 75)
 UPS_TYPES = {"00": "offline", "01": "line-interactive", "10": "online"}
 #: queried once on connect; QGS, and those of POLLED the UPS answers, on every poll
@@ -67,7 +71,7 @@ def request(query: str) -> bytes:
     return frame(query)
 
 
-def parse(query: str, raw: bytes) -> dict[str, str] | None:
+def parse(query: str, raw: bytes, items: tuple[Field, ...] = ITEMS) -> dict[str, str] | None:
     """NUT variables from one Voltronic reply; None if it is malformed (or NAK).
 
     ``QGS`` adds its twelve status characters as ``"_bits"``, ``QMOD`` gives the
@@ -82,7 +86,7 @@ def parse(query: str, raw: bytes) -> dict[str, str] | None:
         return None
     if query == "QGS" and any(c not in "01" for c in text[STATUS_BITS]):
         return None
-    out = read_fields(text, query, ITEMS, pad="#")
+    out = read_fields(text, query, items, pad="#")
     if query == "QPI":
         out["ups.firmware.aux"] = "P" + text[3:5]  # as NUT shows it
     elif query == "QGS":
