@@ -363,7 +363,12 @@ def c_upsd(cfg: NutConfig, drivers: bool = True, wait_ready: bool = True) -> Ite
         )
         wait_port(cfg.port)
         if drivers and wait_ready:
-            wait_ready_ups(cfg.port, list(cfg.ups))
+            try:
+                wait_ready_ups(cfg.port, list(cfg.ups))
+            except TimeoutError as exc:
+                tails = "".join(f"\n--- {p.name}:\n{p.read_text(errors='replace')[-1500:]}"
+                                for p in sorted(cfg.run.glob("*.log")))
+                raise TimeoutError(f"{exc}; the C side's logs:{tails}") from None
         yield cfg
     finally:
         for p in reversed(procs):
@@ -377,7 +382,7 @@ def c_upsd(cfg: NutConfig, drivers: bool = True, wait_ready: bool = True) -> Ite
             log.close()
 
 
-def wait_ready_ups(port: int, names: list[str], timeout: float = 15.0) -> None:
+def wait_ready_ups(port: int, names: list[str], timeout: float = 30.0) -> None:
     """Wait until every UPS answers GET VAR ups.status with something but WAIT."""
     deadline = time.monotonic() + timeout
     pending = list(names)
