@@ -49,10 +49,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -72,17 +70,6 @@ from tests.test_dummy import DDL
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 SIDES = ("c", "b")  # the C upsd, the bridge
-
-
-@contextlib.contextmanager
-def short_root() -> Iterator[Path]:
-    """A directory with a short name: driver socket paths (``<root>/c/run/<driver>-<ups>``)
-    must fit in 107 bytes."""
-    root = Path(tempfile.mkdtemp(prefix="nbhi-", dir="/tmp"))
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def configs(root: Path, globals_text: str) -> tuple[HostedConfig, HostedConfig]:
@@ -127,7 +114,7 @@ def test_ddl_dumps_hosted_like_the_c_upsd(batch: int) -> None:
     files = {f"d{i:03d}": f for i, f in enumerate(DDL_FILES)
              if batch * size <= i < (batch + 1) * size}
     names = list(files)
-    with short_root() as root:
+    with realnut.short_root("nbhi-") as root:
         c, b = configs(root, "nutbridge_hosted = *\n")
         for cfg in (c, b):
             for name, f in files.items():
@@ -219,7 +206,7 @@ class SerialPair:
 def serial() -> Iterator[SerialPair]:
     require_clients()
     drivers = {ups: realnut.require_daemon(drv) for ups, (drv, _, _) in SERIAL.items()}
-    with short_root() as root, contextlib.ExitStack() as stack:
+    with realnut.short_root("nbhi-") as root, contextlib.ExitStack() as stack:
         c, b = configs(root, f"nutbridge_hosted = {' '.join(HOSTED_BY_NAME)}\n")
         sims = {}
         for side, cfg in zip(SIDES, (c, b), strict=True):
@@ -417,7 +404,7 @@ class SnmpPair:
 def snmp() -> Iterator[SnmpPair]:
     require_clients()
     exe = realnut.require_daemon("snmp-ups")
-    with short_root() as root, \
+    with realnut.short_root("nbhi-") as root, \
             snmpsim.running(root, sorted({rec for rec, _ in SNMP.values()})) as agent:
         c, b = configs(root, "nutbridge_hosted = *\n")
         for cfg in (c, b):

@@ -455,6 +455,14 @@ def test_a_scanned_section_runs_in_a_separate_bridge_process(tmp_path: Path) -> 
 # ---- NUT servers ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """Where the configurations run by the C upsd live: its drivers' socket paths must fit in
+    108 bytes, which tmp_path under xdist does not guarantee (CI's did not)."""
+    with realnut.short_root() as root:
+        yield root
+
+
 class RawConf(realnut.NutConfig):
     """A NutConfig whose ups.conf is exactly :attr:`raw` (the scan's output); :attr:`ups` still
     names the sections, so that :func:`realnut.c_upsd` starts a driver for each."""
@@ -498,7 +506,8 @@ def nut_scanner_285() -> list[str] | None:
     return None
 
 
-def test_nut_servers_found_on_a_range_and_the_sections_run_everywhere(tmp_path: Path) -> None:
+def test_nut_servers_found_on_a_range_and_the_sections_run_everywhere(
+        tmp_path: Path, short_path: Path) -> None:
     """Two bridges and a C upsd on loopback ports: ``-O`` finds every UPS of each, printed as
     NUT 2.8.5's nut-scanner prints them; the result, as ups.conf, is run by ``nutbridge serve``
     (its repeater) and by the C upsd with NUT's dummy-ups, and both reach every UPS."""
@@ -536,7 +545,7 @@ def test_nut_servers_found_on_a_range_and_the_sections_run_everywhere(tmp_path: 
         names = [f"nutdev-nut{i}" for i in range(1, 6)]
         charges = ["91", "92", "93", "94", "95"]
         for runner in ("bridge", "c"):
-            cfg = RawConf(tmp_path / f"rerun-{runner}")
+            cfg = RawConf(short_path / f"rerun-{runner}")
             cfg.raw = text
             cfg.ups = {n: {"driver": "dummy-ups"} for n in names}
             if runner == "bridge":
@@ -609,7 +618,8 @@ class Simulators:
             p.wait(10)
 
 
-def test_serial_ports_probed_and_the_sections_run_everywhere(tmp_path: Path) -> None:
+def test_serial_ports_probed_and_the_sections_run_everywhere(
+        tmp_path: Path, short_path: Path) -> None:
     """Only the named ports are probed, briefly: a Megatec/Q1, a Voltronic and an APC Smart
     simulator are told apart; a missing port and /dev/null give nothing. The ups.conf runs in
     ``nutbridge serve`` and in the C upsd with NUT's nutdrv_qx and apcsmart, on the same ptys."""
@@ -630,7 +640,7 @@ def test_serial_ports_probed_and_the_sections_run_everywhere(tmp_path: Path) -> 
                         f'[nutdev-serial3]\n\tdriver = "apcsmart"\n\tport = "{apc}"\n')
         names = ["nutdev-serial1", "nutdev-serial2", "nutdev-serial3"]
         for runner in ("bridge", "c"):
-            cfg = RawConf(tmp_path / f"serial-{runner}")
+            cfg = RawConf(short_path / f"serial-{runner}")
             cfg.raw = text
             cfg.ups = {n: {"driver": d} for n, d in zip(names, ("nutdrv_qx", "nutdrv_qx", "apcsmart"),
                                                          strict=True)}
@@ -651,7 +661,8 @@ SNMP_AGENTS = {"apc-smartups-nmc": "apcc", "eaton-93e-80": "mge", "huawei-gse200
 
 
 @pytest.mark.parametrize("version", ["v1", "v2c"])
-def test_snmp_agents_found_and_the_sections_run_everywhere(tmp_path: Path, version: str) -> None:
+def test_snmp_agents_found_and_the_sections_run_everywhere(
+        tmp_path: Path, version: str, short_path: Path) -> None:
     """Three snmpsim agents (APC, Eaton, Huawei recordings, each as community "public") on
     loopback ports, and addresses where nothing answers: each agent gets the MIB snmp-ups
     would pick; the ups.conf runs in ``nutbridge serve`` and in the C upsd with NUT's snmp-ups."""
@@ -677,7 +688,7 @@ def test_snmp_agents_found_and_the_sections_run_everywhere(tmp_path: Path, versi
         names = [d["name"] for d in doc]
         assert names == ["nutdev-snmp1", "nutdev-snmp2", "nutdev-snmp3"]
         for runner in ("bridge", "c"):
-            cfg = RawConf(tmp_path / f"snmp-{runner}")
+            cfg = RawConf(short_path / f"snmp-{runner}")
             cfg.raw = text
             cfg.ups = {n: {"driver": "snmp-ups"} for n in names}
             if runner == "bridge":

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -131,6 +132,18 @@ def nut_version() -> str:
     # 2.8.0 prints on stderr, 2.8.5 on stdout ("... 2.8.5 release")
     m = re.search(r"\d+\.\d+(?:\.\d+)?", p.stdout + p.stderr)
     return m.group(0) if m else ""
+
+
+@contextmanager
+def short_root(prefix: str = "nbt-") -> Iterator[Path]:
+    """A directory with a short name under /tmp, removed afterwards: a C driver's socket
+    (``<root>/<name>/run/<driver>-<ups>``) must fit in sun_path's 108 bytes, which pytest's
+    ``tmp_path`` under xdist (``/tmp/pytest-of-root/pytest-N/popen-gwN/<test name>/``) may not."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _port_slice() -> range:
