@@ -705,8 +705,10 @@ def run_app(tmp_path: Path, options: dict[str, Any], *, data: Path, name: str,
     try:
         yield run
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # a failed test: the bridge under the app must not outlive it
+            for pid in _tree(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             proc.wait()
 
 
