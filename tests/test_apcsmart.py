@@ -15,6 +15,7 @@ identical simulators. What it compares, and how:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -357,9 +358,18 @@ def _cmds(port: int, ups: str) -> set[str]:
 
 @pytest.fixture
 def pair(tmp_path: Path, bridge_server: Callable[..., BridgeServer]) -> Iterator[Pair]:
+    with side_by_side(tmp_path, bridge_server,
+                      lambda where: ApcSmartSim(tmp_path / where / "ttyUPS0", _ups(), speed=0)) as p:
+        yield p
+
+
+@contextlib.contextmanager
+def side_by_side(tmp_path: Path, bridge_server: Callable[..., BridgeServer],
+                 make: Callable[[str], ApcSmartSim]) -> Iterator[Pair]:
+    """NUT's C apcsmart under the C upsd and ours under the bridge, each on its own simulator
+    (``make("c")``, ``make("b")``): (C upsd port, bridge port, C's simulator, ours)."""
     realnut.require_daemon("apcsmart")
-    with serialsim.running(lambda: ApcSmartSim(tmp_path / "c" / "ttyUPS0", _ups(), speed=0)) as csim, \
-            serialsim.running(lambda: ApcSmartSim(tmp_path / "b" / "ttyUPS0", _ups(), speed=0)) as bsim:
+    with serialsim.running(lambda: make("c")) as csim, serialsim.running(lambda: make("b")) as bsim:
         ccfg = realnut.NutConfig(tmp_path / "cnut")
         ccfg.add_ups("apc", driver="apcsmart", port=str(csim.link), pollinterval="1")
         bcfg = realnut.NutConfig(tmp_path / "bnut")

@@ -21,6 +21,7 @@ from nutbridge.simulation.model import Params, SimUPS
 from tests.conftest import BridgeServer
 
 from .support import realnut, serialsim
+from .test_apcsmart import side_by_side
 
 NAMES = ("battery.packs", "battery.packs.bad")
 
@@ -47,30 +48,22 @@ def _answers(port: int) -> dict[str, bytes]:
                          ids=["xl-two-packs-one-bad", "no-packs-NA", "packs-enumerated-in-caps"])
 def test_packs_same_as_c_apcsmart(tmp_path: Path, bridge_server: Callable[..., BridgeServer],
                                   packs: tuple[int, int] | None, choices: list[str] | None) -> None:
-    realnut.require_daemon("apcsmart")
 
     def sim(where: str) -> ApcSmartSim:
         return ApcSmartSim(tmp_path / where / "ttyUPS0", SimUPS(Params(seed=1)), speed=0,
                            packs=packs, packs_choices=choices)
 
-    with serialsim.running(lambda: sim("c")) as csim, serialsim.running(lambda: sim("b")) as bsim:
-        ccfg = realnut.NutConfig(tmp_path / "cnut")
-        ccfg.add_ups("apc", driver="apcsmart", port=str(csim.link), pollinterval="1")
-        bcfg = realnut.NutConfig(tmp_path / "bnut")
-        bcfg.add_ups("apc", driver="apcsmart", port=str(bsim.link), pollinterval="1")
-        with realnut.c_upsd(ccfg):
-            srv = bridge_server(bcfg)
-            serialsim.wait_var(srv.port, "apc", "ups.status", "OL")
-            want, got = _answers(ccfg.port), _answers(srv.port)
-            sent = []
-            if choices:  # a setting like the others: stepped with "-" to the value asked
-                for port, dev in ((ccfg.port, csim), (srv.port, bsim)):
-                    dev.clear_received()
-                    answer = realnut.query(port, "USERNAME admin", "PASSWORD s3cr3t",
-                                           "SET VAR apc battery.packs 004", timeout=10).decode()
-                    assert answer.count("OK") == 3, answer
-                    serialsim.wait_var(port, "apc", "battery.packs", "004", timeout=15)
-                    sent.append(b"".join(dev.received()))
+    with side_by_side(tmp_path, bridge_server, sim) as (cport, bport, csim, bsim):
+        want, got = _answers(cport), _answers(bport)
+        sent = []
+        if choices:  # a setting like the others: stepped with "-" to the value asked
+            for port, dev in ((cport, csim), (bport, bsim)):
+                dev.clear_received()
+                answer = realnut.query(port, "USERNAME admin", "PASSWORD s3cr3t",
+                                       "SET VAR apc battery.packs 004", timeout=10).decode()
+                assert answer.count("OK") == 3, answer
+                serialsim.wait_var(port, "apc", "battery.packs", "004", timeout=15)
+                sent.append(b"".join(dev.received()))
     assert got == want
     if packs is None:
         assert want["battery.packs"].startswith(b"ERR VAR-NOT-SUPPORTED"), want
