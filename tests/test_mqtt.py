@@ -207,8 +207,11 @@ def test_discovery_state_availability_commands(tmp_path: Path) -> None:
                     ("NUT Bridge", "Simulated UPS", "SIM-7")
                 assert dev["via_device"] == d.bridge_device_id(b)
                 assert sim["availability_mode"] == "all"
-                assert [a["topic"] for a in sim["availability"]] == \
-                    [d.bridge_status_topic(b), d.availability_topic(b, "sim")]
+                # the UPS's availability rides in its state message (a dropped one is mended)
+                assert sim["availability"] == [
+                    {"topic": d.bridge_status_topic(b)},
+                    {"topic": d.state_topic(b, "sim"),
+                     "value_template": '{{ value_json.get("nutbridge.availability") }}'}]
                 assert "object_id" not in json.dumps(sim)
                 sensors = platforms(sim, "sensor")
                 charge = sensors["battery_charge"]
@@ -596,3 +599,119 @@ def test_state_payload_is_bounded() -> None:
     assert d.state_payload(dev)["ups.status"] == "FSD OL CHRG"
     huge = d.device_config(B, dev, d.Rights(frozenset({"all"}), True))
     assert len(huge["cmps"]) <= d.MAX_COMPONENTS
+
+
+# ---- pacing: measured values wait for MQTT_INTERVAL, status does not ---------------------------
+
+def test_pacing_urgent_changes_interval_and_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publisher in this process (real Mosquitto, a paho subscriber): a change of measured
+    values only goes out MQTT_INTERVAL after the UPS's last state message, a status change at
+    once; an unchanged state is re-sent every REFRESH seconds, and carries the availability."""
+    import asyncio
+
+    from nutbridge.config.upsd_conf import MqttSettings, UpsdConf
+    from nutbridge.config.users import Users
+    from nutbridge.history import History
+    from nutbridge.mqtt import publisher
+    from nutbridge.server.core import Core
+    from nutbridge.server.descriptions import Descriptions
+    from nutbridge.server.frontend import Frontend
+
+    interval = 2.0
+    monkeypatch.setattr(publisher, "REFRESH", 4.0)
+    dev = _device("pace")
+    core = Core([dev], Users(), UpsdConf(), Descriptions.load())
+    frontend = Frontend(core, History(None), core.conf, lambda: "f" * 32, "0.0-test")
+
+    with mosquitto(tmp_path / "broker") as broker:
+        settings = MqttSettings("127.0.0.1", broker.port, False, interval=interval)
+        b = d.BridgeIdentity("f" * 32, "0.0-test", "", settings.discovery_prefix, settings.base_topic)
+        topic = d.state_topic(b, "pace")
+        with watching(broker.port, [topic]) as w:
+            pub = publisher.MqttPublisher(frontend, settings)
+            asyncio.run(_pacing(pub, dev, w, topic, interval))
+
+
+async def _pacing(pub: Any, dev: Device, w: Watcher, topic: str, interval: float) -> None:
+    import asyncio
+
+    from nutbridge.mqtt import publisher
+
+    def states(since: float) -> list[Received]:
+        with w._cond:
+            return [m for m in w.messages if m.topic == topic and m.at >= since]
+
+    async def until(what: str, check: Callable[[], bool], timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, f"timed out: {what}"
+            await asyncio.sleep(0.02)
+        return time.monotonic()
+
+    loop, fresh = asyncio.get_running_loop(), [True]
+
+    def keep_fresh() -> None:  # a driver's polls: the data stay fresh (MAXAGE 15)
+        if fresh[0]:
+            dev.heard()
+            loop.call_later(1.0, keep_fresh)
+
+    keep_fresh()
+    await pub.start()
+    try:
+        await until("first state", lambda: bool(states(0)), 10)
+        first = states(0)[-1]
+        assert first.json()[d.KEY_AVAILABLE] == "online"
+        # a measured value changes right after a state message: it waits for the interval
+        t0 = time.monotonic()
+        dev.set("battery.charge", "79")
+        got = await until("charge 79", lambda: any(m.json().get("battery.charge") == "79"
+                                                  for m in states(t0)), interval + 3)
+        assert got - first.at >= interval - 0.1, (got - first.at)
+        # the status changes right after that message: it goes out at once
+        sent = states(t0)[-1].at
+        t1 = time.monotonic()
+        dev.set_status("OB", "DISCHRG")
+        got = await until("OB", lambda: any(m.json()["ups.status"] == "OB DISCHRG"
+                                           for m in states(t1)), interval)
+        assert got - t1 < 0.5 and got - sent < interval - 0.5, (got - t1, got - sent)
+        # so does a writable setting (someone just SET it)
+        t2 = time.monotonic()
+        dev.set("ups.delay.shutdown", "30", rw=True)
+        got = await until("setting", lambda: any(m.json().get("ups.delay.shutdown") == "30"
+                                                for m in states(t2)), interval)
+        assert got - t2 < 0.5
+        # nothing changes: the same state again after REFRESH (a dropped copy is mended)
+        last = states(t2)[-1]
+        again = await until("refresh", lambda: bool(states(last.at + 0.01)), publisher.REFRESH + 3)
+        assert again - last.at >= publisher.REFRESH - 0.1
+        assert states(last.at + 0.01)[0].payload == last.payload
+        # stale data: the state message itself says offline (what HA's availability reads)
+        fresh[0] = False
+        t3 = time.monotonic()
+        dev.data_stale()
+        await until("offline", lambda: any(m.json()[d.KEY_AVAILABLE] == "offline"
+                                           for m in states(t3)), 3)
+    finally:
+        await pub.stop()
+
+
+
+def test_mqtt_settings_in_upsd_conf(tmp_path: Path) -> None:
+    """MQTT_* keywords in any order; MQTT_INTERVAL checked with the file and line."""
+    from nutbridge.config.parser import ConfigError
+    from nutbridge.config.upsd_conf import DEFAULT_MQTT_INTERVAL, parse_upsd_conf
+
+    conf = tmp_path / "upsd.conf"
+    conf.write_text("MQTT_INTERVAL 2.5\nMQTT_ACCOUNT mqtt\nMQTT_URL mqtts://broker.lan\nMQTT_USERNAME u\n")
+    m = parse_upsd_conf(conf).mqtt
+    assert m is not None
+    assert (m.host, m.port, m.tls, m.interval, m.account, m.username) == \
+        ("broker.lan", 8883, True, 2.5, "mqtt", "u")
+    conf.write_text("MQTT_URL mqtt://127.0.0.1\n")
+    m = parse_upsd_conf(conf).mqtt
+    assert m is not None and m.interval == DEFAULT_MQTT_INTERVAL == 10.0
+    for bad in ("-1", "nan", "inf", "3601", "soon", "1 2"):
+        conf.write_text(f"MQTT_URL mqtt://127.0.0.1\nMQTT_INTERVAL {bad}\n")
+        with pytest.raises(ConfigError) as err:
+            parse_upsd_conf(conf)
+        assert f"{conf}:2" in str(err.value) and "MQTT_INTERVAL" in str(err.value), bad

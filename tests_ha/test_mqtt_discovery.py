@@ -4,7 +4,8 @@ Nothing is mocked: Debian's ``mosquitto`` on a free loopback port, a real ``nutb
 with ``MQTT_URL`` (a simulated UPS with two outlets, a dummy-ups), and HA's ``mqtt`` config
 entry pointing at the broker. HA builds the devices and entities from the bridge's device
 discovery alone; they follow a mains loss; an MQTT switch turned off in HA switches the
-simulated outlet (through the MQTT_ACCOUNT's upsd.users rights).
+simulated outlet (through the MQTT_ACCOUNT's upsd.users rights); a UPS whose data go stale
+turns unavailable while the bridge's other UPS stays live.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def mqtt_bridge(socket_enabled: None, tmp_path: Path) -> Iterator[Setup]:
     """A broker, and a bridge publishing to it with an MQTT account (outlet 1, one test)."""
     broker = Mosquitto(tmp_path / "broker").start()
     try:
-        extra = f"MQTT_URL mqtt://127.0.0.1:{broker.port}\nMQTT_ACCOUNT mqtt\n"
+        extra = f"MQTT_URL mqtt://127.0.0.1:{broker.port}\nMQTT_ACCOUNT mqtt\nMAXAGE 5\n"
         (tmp_path / "nut").mkdir()
         with running_bridge(tmp_path / "nut", outlets=2, upsd_extra=extra, users=ACCOUNT_USERS) as bridge:
             yield Setup(broker, bridge, identity(bridge.cfg))
@@ -123,6 +124,14 @@ async def test_ha_builds_devices_and_follows_the_ups(
     await hass.services.async_call("switch", "turn_on", {"entity_id": outlet}, blocking=True)
     await wait_var(bridge, "outlet.1.status", "on")
     await wait_for("switch on", lambda: state_of(hass, outlet) == "on", timeout=3)
+
+    # the dummy's driver loses its data: HA shows that UPS unavailable (read from its state
+    # message's availability), the other UPS of the same bridge stays live
+    dummy_entity = _entity(hass, "number", dummy_charge)
+    assert dummy_entity is not None and state_of(hass, dummy_entity) != "unavailable"
+    (bridge.cfg.root / "dummy.dev").unlink()
+    await wait_for("dummy unavailable", lambda: state_of(hass, dummy_entity) == "unavailable", timeout=20)
+    assert state_of(hass, online) == "on"
 
     # HA took every discovery and state message without a complaint (schema, templates, units)
     complaints = [f"{r.name}: {r.getMessage()}" for r in caplog.records

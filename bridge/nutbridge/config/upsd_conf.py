@@ -3,8 +3,11 @@ push, zeroconf, the self-signed certificate's opt-out ``AUTO_TLS false``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,8 @@ class Listen:
 #: nut_exporter's 9199 is left to nut_exporter, which may run beside us)
 DEFAULT_HTTP_PORT = 8493
 MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+DEFAULT_MQTT_INTERVAL = 10.0
+MAX_MQTT_INTERVAL = 3600.0
 
 
 @dataclass
@@ -47,6 +52,20 @@ class MqttSettings:
     account: str | None = None
     discovery_prefix: str = "homeassistant"
     base_topic: str = "nut-bridge"
+    #: MQTT_INTERVAL: seconds between two state messages of a UPS whose change is only in
+    #: measured values; status, alarms, availability and writable settings go out at once
+    interval: float = DEFAULT_MQTT_INTERVAL
+
+
+def _number(args: Sequence[str]) -> float | None:
+    """One finite number, or None."""
+    if len(args) != 1:
+        return None
+    try:
+        value = float(args[0])
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def parse_mqtt_url(text: str) -> MqttSettings:
@@ -185,11 +204,17 @@ def parse_upsd_conf(path: Path, entries: list[Entry] | None = None) -> UpsdConf:
             except ValueError as exc:
                 raise e.error(path, f"MQTT_URL: {exc}") from None
             if conf.mqtt is not None:  # keywords before MQTT_URL already filled these in
-                settings.username, settings.password = conf.mqtt.username, conf.mqtt.password
-                settings.cafile, settings.account = conf.mqtt.cafile, conf.mqtt.account
-                settings.discovery_prefix = conf.mqtt.discovery_prefix
-                settings.base_topic = conf.mqtt.base_topic
+                settings = dataclasses.replace(conf.mqtt, host=settings.host, port=settings.port,
+                                               tls=settings.tls)
             conf.mqtt = settings
+            continue
+        if key == "MQTT_INTERVAL":
+            interval = _number(args)
+            if interval is None or not 0 <= interval <= MAX_MQTT_INTERVAL:
+                raise e.error(path, f"MQTT_INTERVAL expects seconds from 0 to {MAX_MQTT_INTERVAL:.0f}")
+            if conf.mqtt is None:
+                conf.mqtt = MqttSettings("", e.line, False)  # completed by MQTT_URL
+            conf.mqtt.interval = interval
             continue
         if key in _MQTT_FIELDS:
             if len(args) != 1:

@@ -46,6 +46,10 @@ MAX_PAYLOAD = 256  # command parameters and SET values taken from MQTT (upsd's v
 ONLINE, OFFLINE = "online", "offline"
 #: state-topic keys of the bridge's own (NUT variable names never start with "nutbridge.")
 KEY_DRIVER = "nutbridge.driver"
+#: the UPS's availability (``online``/``offline``) in its state message: HA reads it from there,
+#: so a state message lost on the way (a broker drops QoS 1 messages past its queue limit) is
+#: mended by the next one, where a separate retained availability message sent once would not be
+KEY_AVAILABLE = "nutbridge.availability"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # variable and command names we route
 _OUTLET_SWITCH = re.compile(r"^outlet\.(\d{1,3})\.load\.(on|off)$")
@@ -435,7 +439,9 @@ def device_config(b: BridgeIdentity, dev: Device, rights: Rights = READ_ONLY) ->
         "cmps": build.cmps,
         "state_topic": state_topic(b, dev.name),
         # the bridge's last will AND the UPS's own data: unavailable when either is offline
-        "availability": [{"topic": bridge_status_topic(b)}, {"topic": availability_topic(b, dev.name)}],
+        "availability": [{"topic": bridge_status_topic(b)},
+                         {"topic": state_topic(b, dev.name),
+                          "value_template": _value_template(KEY_AVAILABLE)}],
         "availability_mode": "all",
         "qos": 1,
     }
@@ -478,11 +484,13 @@ def is_available(dev: Device, maxage: float, now: float | None = None) -> bool:
     return dev.availability(maxage, now) is None
 
 
-def state_payload(dev: Device, priority: Iterable[str] = ()) -> dict[str, str]:
+def state_payload(dev: Device, priority: Iterable[str] = (), available: bool = True) -> dict[str, str]:
     """The UPS's state message: its variables by NUT name (``ups.status`` as upsd serves it,
-    FSD latch included) and the driver state; the ``priority`` names (what the entities read)
-    first, the rest as long as the message stays under :data:`MAX_STATE_BYTES`."""
-    out: dict[str, str] = {KEY_DRIVER: dev.driver_state.value, "ups.status": dev.served_status()}
+    FSD latch included), the driver state and the availability; the ``priority`` names (what
+    the entities read) first, the rest as long as the message stays under :data:`MAX_STATE_BYTES`."""
+    out: dict[str, str] = {KEY_DRIVER: dev.driver_state.value,
+                           KEY_AVAILABLE: ONLINE if available else OFFLINE,
+                           "ups.status": dev.served_status()}
     size = 64
     first = [v for v in (dev.get(n) for n in priority) if v is not None]
     for var in [*first, *dev.variables()]:

@@ -7,9 +7,18 @@ bridge, kept up with backoff; on each connect it says ``online`` on the bridge's
 :meth:`Device.subscribe <nutbridge.state.Device.subscribe>`:
 
 * a change only marks the UPS dirty (the driver never waits for the broker); one writer task
-  publishes the *current* state of every dirty UPS, then pauses :data:`COALESCE` seconds, so a
-  UPS gets at most one state message per 100 ms however fast it changes, and what waits for a
-  slow broker is one flag per UPS, never a queue of messages;
+  publishes the *current* state of every dirty UPS that is due, then pauses :data:`COALESCE`
+  seconds, so a UPS gets at most one state message per 100 ms however fast it changes, and what
+  waits for a slow broker is one flag per UPS, never a queue of messages;
+* a change is due at once when it touches what people act on (``ups.status``, ``ups.alarm``,
+  outlet states, writable settings, availability, the driver); a change of measured values
+  only (voltages, load, charge...) waits until ``MQTT_INTERVAL`` (10 s) has passed since the
+  UPS's last state message. A real UPS changes some reading at every poll: at 1,000 UPSes,
+  a message per poll is what made Home Assistant's MQTT client fall behind and the broker
+  drop messages (docs/benchmarks.md, "1,000 UPSes");
+* the state message carries the UPS's availability, and is sent again, unchanged, every
+  :data:`REFRESH` seconds: a message the broker dropped (Mosquitto drops QoS 1 messages past a
+  client's queue limit) is mended by the next one;
 * discovery is rebuilt only when the UPS's shape changes (variables or commands appear, go,
   change type), and re-sent when HA says ``online`` on ``<prefix>/status`` (HA restarted);
 * availability per UPS is upsd's own rule (stale data, driver gone), checked on every change
@@ -47,6 +56,9 @@ from . import discovery as d
 log = logging.getLogger(__name__)
 
 COALESCE = 0.1  # seconds between two state messages of one UPS (at most)
+REFRESH = 120.0  # an unchanged state is sent again this often (mends a dropped message)
+#: changes that are due at once, whatever MQTT_INTERVAL says
+URGENT = frozenset({"ups.status", "ups.alarm", "ups.test.result", "ups.beeper.status"})
 PUBLISH_TIMEOUT = 10.0  # a broker that does not acknowledge in this time is given up on
 TICK = 1.0  # availability by age is checked this often
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
@@ -64,6 +76,8 @@ class _Ups:
     device: Device
     unsubscribe: Any = None
     dirty: bool = True
+    due: float = 0.0  # monotonic time at which the pending change goes out
+    sent: float = 0.0  # monotonic time of the last state message
     announce: bool = True  # (re)send discovery even if unchanged
     shape: tuple[object, ...] | None = None
     config: dict[str, Any] | None = None
@@ -157,8 +171,16 @@ class MqttPublisher:
     def _changed(self, dev: Device, names: frozenset[str]) -> None:
         u = self._ups.get(dev.name.lower())
         if u is not None and u.device is dev:
-            u.dirty = True
-            self._wake.set()
+            if _urgent(dev, names):
+                self._due(u, 0.0)
+            else:
+                self._due(u, u.sent + self.settings.interval)
+
+    def _due(self, u: _Ups, when: float) -> None:
+        """Mark ``u`` to be sent at ``when`` (or earlier, if it already was)."""
+        u.due = min(u.due, when) if u.dirty else when
+        u.dirty = True
+        self._wake.set()
 
     def _rights(self) -> d.Rights:
         account = self.settings.account
@@ -171,7 +193,7 @@ class MqttPublisher:
     def _client_for(self) -> aiomqtt.Client:
         s, b = self.settings, self.identity
         tls = ssl.create_default_context(cafile=s.cafile) if s.tls else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host, s.port, username=s.username, password=s.password,
             identifier=f"nutbridge-{b.server_id[:12]}-{random.getrandbits(32):08x}",
             will=aiomqtt.Will(d.bridge_status_topic(b), d.OFFLINE, qos=1, retain=True),
@@ -179,6 +201,10 @@ class MqttPublisher:
             max_queued_incoming_messages=MAX_INCOMING, max_queued_outgoing_messages=MAX_OUTGOING,
             logger=logging.getLogger(f"{__name__}.client"),
         )
+        # aiomqtt warns past 10 publishes awaiting their PUBACK; a reload or a new connection
+        # has three per UPS in flight, bounded by the UPS count (and MAX_OUTGOING): not news
+        client.pending_calls_threshold = MAX_OUTGOING
+        return client
 
     async def _run(self) -> None:
         s = self.settings
@@ -212,9 +238,10 @@ class MqttPublisher:
     async def _session(self, client: aiomqtt.Client) -> None:
         b = self.identity
         for u in self._ups.values():  # a new connection (maybe a new broker) gets everything
-            u.dirty = u.announce = True
+            u.announce = True
             u.available = None
             u.state = None
+            self._due(u, 0.0)
         await client.publish(d.bridge_status_topic(b), d.ONLINE, qos=1, retain=True)
         await client.publish(d.bridge_discovery_topic(b), d.encode(d.bridge_config(b)), qos=1, retain=True)
         topics = [d.birth_topic(b), d.bridge_status_topic(b)]
@@ -240,8 +267,10 @@ class MqttPublisher:
             for u in self._ups.values():
                 if new_rights != rights or (
                         u.available is not None and d.is_available(u.device, maxage, now) != u.available):
-                    u.dirty = True
-                    self._wake.set()
+                    self._due(u, 0.0)
+                elif u.state is not None and now - u.sent >= REFRESH:
+                    u.state = None  # sent again though unchanged
+                    self._due(u, 0.0)
             rights = new_rights
 
     async def _reader(self, client: aiomqtt.Client) -> None:
@@ -263,28 +292,35 @@ class MqttPublisher:
     def _announce_all(self) -> None:
         log.info("MQTT: Home Assistant restarted; announcing %d UPS again", len(self._ups))
         for u in self._ups.values():
-            u.dirty = u.announce = True
+            u.announce = True
             u.state = None
             u.available = None
-        self._wake.set()
+            self._due(u, 0.0)
 
     # ---- publishing -------------------------------------------------------------------------------
     async def _writer(self, client: aiomqtt.Client) -> None:
         b = self.identity
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            self._wake.clear()  # set again by any change from here on (one thread: no race)
             removed, self._removed = self._removed, {}
             jobs: list[Awaitable[None]] = [self._clear(client, name) for name in removed.values()]
             rights = self._rights()
             maxage = self.frontend.core.conf.maxage
+            now, later = time.monotonic(), float("inf")
             for u in self._ups.values():
-                if u.dirty:
+                if u.dirty and u.due <= now:
                     u.dirty = False
                     jobs.append(self._flush(client, b, u, rights, maxage))
+                elif u.dirty:
+                    later = min(later, u.due)
             if jobs:
                 await asyncio.wait_for(asyncio.gather(*jobs), PUBLISH_TIMEOUT)
                 await asyncio.sleep(COALESCE)
+            elif later == float("inf"):
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), later - now)
 
     async def _flush(self, client: aiomqtt.Client, b: d.BridgeIdentity, u: _Ups, rights: d.Rights,
                      maxage: float) -> None:
@@ -321,8 +357,9 @@ class MqttPublisher:
             await client.publish(d.availability_topic(b, dev.name), d.ONLINE if available else d.OFFLINE,
                                  qos=1, retain=True)
             u.available = available
-        state = d.encode(d.state_payload(dev, u.priority))
+        state = d.encode(d.state_payload(dev, u.priority, available))
         if state != u.state:
+            u.sent = time.monotonic()
             await client.publish(d.state_topic(b, dev.name), state, qos=1, retain=True)
             u.state = state
 
@@ -384,6 +421,20 @@ class MqttPublisher:
             if answer != "PENDING" or time.monotonic() > deadline:
                 return answer
             await asyncio.sleep(0.05)
+
+
+def _urgent(dev: Device, names: frozenset[str]) -> bool:
+    """Whether a change must go out at once: availability or driver (``names`` empty), status,
+    alarms, outlet states, writable settings (someone just SET one and waits to see it)."""
+    if not names or not names.isdisjoint(URGENT):
+        return True
+    for name in names:
+        if name.startswith("outlet.") and name.endswith(".status"):
+            return True
+        var = dev.get(name)
+        if var is not None and var.rw:
+            return True
+    return False
 
 
 def _reason(exc: BaseException) -> tuple[bool, str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ...compat import driver_core_2_8_5
 from ...state import Device
@@ -35,8 +35,13 @@ from ..base import ConfigError, DeviceError, Driver, Status, finite_number, opti
 from ..serial import SerialLink, SerialTimeout
 from ..usbhid.transport import MATCH_KEYS, Matcher
 from . import q1, usb, voltronic
+from .ablerex import Ablerex
 from .common import COMMANDS, CommandError, command_status, is_nak, round_offdelay, round_ondelay
+from .device import DeviceProtocol
+from .gtec import Gtec
+from .masterguard import Masterguard
 from .usblink import UsbLink
+from .zinto import Hunnox, Zinto
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ DEFAULT_OFFDELAY = 30
 
 #: ups.conf ``protocol`` -> driver.version.data; the order is the detection order
 PROTOCOL_NAMES = {"voltronic": "Voltronic", "mustek": "Mustek", "megatec": "Megatec"}
+#: nutdrv_qx's device protocols (ups.conf ``protocol``; not blazer_*): see :mod:`.device`
+DEVICE_PROTOCOLS: dict[str, type[DeviceProtocol]] = {
+    cls.name: cls for cls in (Zinto, Masterguard, Hunnox, Ablerex, Gtec)}
 _CABLEPOWER = {"normal": (True, False), "reverse": (False, True), "both": (True, True),
                "none": (False, False)}
 
@@ -107,15 +115,21 @@ class MegatecDriver(Driver):
         if cable not in _CABLEPOWER:
             raise ConfigError(f"cablepower must be one of {', '.join(_CABLEPOWER)}")
         self.protocol: str | None = c.get("protocol") or None
-        known = q1.STATUS_QUERY if self.blazer else PROTOCOL_NAMES
+        known = list(q1.STATUS_QUERY) if self.blazer else [*PROTOCOL_NAMES, *DEVICE_PROTOCOLS]
         if self.protocol is not None and self.protocol not in known:
             raise ConfigError(f"protocol must be one of {', '.join(known)}")
-        self.ondelay = round_ondelay(_whole_option(c, "ondelay", DEFAULT_ONDELAY))
-        self.offdelay = round_offdelay(_whole_option(c, "offdelay", DEFAULT_OFFDELAY))
+        device_cls = DEVICE_PROTOCOLS.get(self.protocol or "")
+        off_default, on_default = (device_cls.default_delays if device_cls is not None
+                                   and device_cls.default_delays is not None
+                                   else (DEFAULT_OFFDELAY, DEFAULT_ONDELAY))
+        self.ondelay = round_ondelay(_whole_option(c, "ondelay", on_default))
+        self.offdelay = round_offdelay(_whole_option(c, "offdelay", off_default))
         baud = _whole_option(c, "baudrate", 2400, above=True)
         # Voltronic units count up to 99 minutes, the others up to 10; while the protocol is
         # unknown, allow the larger (connect() clamps it for a Q1 unit)
-        ranges = q1.DELAY_RANGES if self.protocol in q1.STATUS_QUERY else voltronic.DELAY_RANGES
+        ranges = (q1.DELAY_RANGES if self.protocol in q1.STATUS_QUERY
+                  else device_cls.delay_ranges if device_cls is not None
+                  else voltronic.DELAY_RANGES)
         lo, max_off = ranges["ups.delay.shutdown"]
         lo_on, hi_on = ranges["ups.delay.start"]
         if not lo <= self.offdelay <= max_off or not lo_on <= self.ondelay <= hi_on:
@@ -136,8 +150,12 @@ class MegatecDriver(Driver):
         # the profile's release (compat.py): 2.8.5's tables differ (q1.items_for, voltronic)
         self.nut_285 = driver_core_2_8_5()
         self._static: dict[str, str] = {}
-        self._polled: tuple[str, ...] = ()  # the optional Voltronic queries the UPS answers
+        self._polled: tuple[str, ...] = ()  # the optional queries the UPS answers
         self._published = False
+        #: the device protocol in use (a new one per connection: some remember replies)
+        self.dev_proto: DeviceProtocol | None = None
+        self._probed: dict[str, dict[str, str]] = {}  # replies detection already read
+        self._optional: dict[str, str] = {}  # the optional queries' latest values
 
     def _usb_link(self, name: str) -> UsbLink:
         c = self.config
@@ -169,6 +187,9 @@ class MegatecDriver(Driver):
         return self.link.describe() if isinstance(self.link, UsbLink) else self.port
 
     def _delay_ranges(self) -> dict[str, tuple[int, int]]:
+        device_cls = DEVICE_PROTOCOLS.get(self.protocol or "")
+        if device_cls is not None:
+            return dict(device_cls.delay_ranges)
         return voltronic.DELAY_RANGES if self.protocol == "voltronic" else q1.DELAY_RANGES
 
     # ---- transport -------------------------------------------------------------------
@@ -200,6 +221,15 @@ class MegatecDriver(Driver):
         if request is None:
             request = voltronic.request(query) if voltronic_query \
                 else q1.request(query, self.protocol or "megatec")
+        return await self._ask(request, lambda raw: parse(query, raw, table), tries)
+
+    async def device_query(self, proto: DeviceProtocol, query: str, tries: int = TRIES
+                           ) -> dict[str, str] | None:
+        """:meth:`query` for a device protocol's query."""
+        return await self._ask(proto.request(query), lambda raw: proto.parse(query, raw), tries)
+
+    async def _ask(self, request: bytes, parse: Callable[[bytes], dict[str, str] | None],
+                   tries: int) -> dict[str, str] | None:
         for _ in range(tries):
             try:
                 raw = await self._transact(request)
@@ -211,7 +241,7 @@ class MegatecDriver(Driver):
                 continue
             if is_nak(raw):
                 return None  # the UPS does not know this query: asking again will not help
-            values = parse(query, raw, table)
+            values = parse(raw)
             if values is not None:
                 return values
             self.link.counters["garbage"] += 1
@@ -226,10 +256,14 @@ class MegatecDriver(Driver):
         else:
             await self.link.open()
             await asyncio.sleep(0.1)  # let a cable powered from DTR/RTS come up
+        self._probed = {}
         if self.protocol is None:
             self.protocol = await self._detect()
         if self.protocol == "voltronic":
             await self._connect_voltronic()
+            return
+        if self.protocol in DEVICE_PROTOCOLS:
+            await self._connect_device()
             return
         # detected a unit that counts only up to 10 minutes
         self.offdelay = min(self.offdelay, q1.DELAY_RANGES["ups.delay.shutdown"][1])
@@ -237,8 +271,23 @@ class MegatecDriver(Driver):
         if "norating" not in self.flags:
             static.update(await self.query("F") or {})
         if "novendor" not in self.flags:
-            static.update(await self.query("I", tries=2) or {})
+            ident = self._probed.get("I")
+            static.update(ident if ident is not None else await self.query("I", tries=2) or {})
         self._static = static
+
+    async def _connect_device(self) -> None:
+        proto = DEVICE_PROTOCOLS[self.protocol or ""](ignoresab="ignoresab" in self.flags)
+        self.dev_proto = proto
+        self._optional = {}
+        hi = proto.delay_ranges["ups.delay.shutdown"][1]
+        self.offdelay = min(self.offdelay, hi)
+        static: dict[str, str] = {}
+        for query in proto.static(norating="norating" in self.flags,
+                                  novendor="novendor" in self.flags):
+            static.update(await self.device_query(proto, query, tries=2) or {})
+        self._static = static
+        self._polled = tuple([q for q in proto.optional
+                              if await self.device_query(proto, q, tries=2) is not None])
 
     async def _connect_voltronic(self) -> None:
         static: dict[str, str] = {}
@@ -249,22 +298,60 @@ class MegatecDriver(Driver):
 
     async def _detect(self) -> str:
         # NUT's order: Voltronic (QGS, confirmed by QPI), then Mustek (units that answer
-        # QS may answer Q1 with something else), then plain Megatec
+        # QS may answer Q1 with something else), then Megatec (Q1 and I), then the device
+        # protocols a Q1 unit without I may speak (zinto: FW?; masterguard: WH and MSO),
+        # then Q1 alone (NUT's "q1"; published as Megatec); a unit that does not answer Q1
+        # may still be a Masterguard or a Gtec (Q4 and I). One try per probe.
+        name = await self._probe()
+        if name is None:
+            raise DeviceError(f"no Megatec/Q1 UPS answers on {self.where}")
+        log.info("UPS [%s]: using protocol %s", self.device.name,
+                 PROTOCOL_NAMES.get(name) or DEVICE_PROTOCOLS[name].label)
+        return name
+
+    async def _probe(self) -> str | None:
         if not self.blazer and await self.query("QGS", tries=1) is not None \
                 and await self.query("QPI", tries=1) is not None:
-            log.info("UPS [%s]: using protocol Voltronic", self.device.name)
             return "voltronic"
-        for name in ("mustek", "megatec"):
-            if await self.query("status", q1.request("status", name), tries=1) is not None:
-                log.info("UPS [%s]: using protocol %s", self.device.name, PROTOCOL_NAMES[name])
+        if await self.query("status", q1.request("status", "mustek"), tries=1) is not None:
+            return "mustek"
+        q1_unit = await self.query("status", q1.request("status", "megatec"), tries=1) is not None
+        if self.blazer:
+            return "megatec" if q1_unit else None
+        if q1_unit:
+            if "novendor" in self.flags:
+                return "megatec"
+            ident = await self.query("I", tries=1)
+            if ident is not None:
+                self._probed["I"] = ident
+                return "megatec"
+        for name in ("zinto", "masterguard") if q1_unit else ("masterguard", "gtec"):
+            if await self._claims(DEVICE_PROTOCOLS[name]):
                 return name
-        raise DeviceError(f"no Megatec/Q1 UPS answers on {self.where}")
+        return "megatec" if q1_unit else None
+
+    async def _claims(self, cls: type[DeviceProtocol]) -> bool:
+        """Whether a unit answers the queries that make ``cls`` claim it (one try each)."""
+        proto = cls()
+        for query in proto.claim("novendor" in self.flags):
+            if await self.device_query(proto, query, tries=1) is None:
+                return False
+        return True
 
     async def close(self) -> None:
         await self.link.close()
 
     async def update(self) -> None:
         assert self.protocol is not None
+        proto = self.dev_proto
+        if proto is not None and self.protocol == proto.name:
+            polled = await self.device_query(proto, proto.status_query)
+            if polled is None:
+                raise DeviceError(f"no valid status reply from {self.where}")
+            for query in self._polled:  # a missed optional reply keeps the last values
+                self._optional.update(await self.device_query(proto, query, tries=1) or {})
+            self._publish_device(proto, self._optional | polled)
+            return
         voltronic_unit = self.protocol == "voltronic"
         values = await self.query("QGS" if voltronic_unit else "status")
         if values is None:
@@ -282,14 +369,17 @@ class MegatecDriver(Driver):
         dev = self.device
         self.publish_driver_info()
         self.publish_core_extras()
-        if not self.blazer:
+        proto = self.dev_proto
+        if proto is not None:
+            dev.set("driver.version.data", proto.label)
+        elif not self.blazer:
             dev.set("driver.version.data", PROTOCOL_NAMES[self.protocol or "megatec"])
         dev.set("device.type", "ups")
         info = self.link.info if isinstance(self.link, UsbLink) else None
         if info is not None:
             dev.set("ups.vendorid", f"{info.vendor_id:04x}")
             dev.set("ups.productid", f"{info.product_id:04x}")
-        for cmd in COMMANDS:
+        for cmd in COMMANDS if proto is None else proto.commands:
             dev.add_cmd(cmd)
         ranges = self._delay_ranges()
         for var, delay in (("ups.delay.shutdown", self.offdelay), ("ups.delay.start", self.ondelay)):
@@ -352,10 +442,33 @@ class MegatecDriver(Driver):
             dev.set("ups.beeper.status", st.beeper)
             self.publish_status(st.tokens, st.alarms)
 
+    def _publish_device(self, proto: DeviceProtocol, polled: dict[str, str]) -> None:
+        reading = proto.read(self._static, polled)
+        writable = proto.writable(self._static)
+        dev = self.device
+        with dev.batch():
+            if not self._published:
+                self._publish_constants()
+            for var, value in reading.values.items():
+                setting = writable.get(var)
+                if setting is None:
+                    dev.set(var, value)
+                    continue
+                dev.set(var, value, rw=True)
+                if setting.low is not None and setting.high is not None:
+                    dev.add_range(var, setting.low, setting.high)
+                for choice in setting.enums:
+                    dev.add_enum(var, choice)
+            self.publish_status(reading.tokens, reading.alarms)
+
     # ---- commands and settings ---------------------------------------------------------
     async def instcmd(self, cmd: str, param: str | None) -> Status:
         try:
-            if self.protocol == "voltronic":
+            if self.dev_proto is not None:
+                if cmd.lower() not in self.dev_proto.commands:
+                    return Status.UNKNOWN
+                request = self.dev_proto.encode_command(cmd, param, self.ondelay, self.offdelay)
+            elif self.protocol == "voltronic":
                 request = voltronic.encode_command(
                     cmd, param, self.ondelay, self.offdelay,
                     beeper_on=self.device.value("ups.beeper.status") != "disabled")
@@ -385,6 +498,15 @@ class MegatecDriver(Driver):
 
     async def setvar(self, name: str, value: str) -> Status:
         name = name.lower()
+        proto = self.dev_proto
+        if proto is not None and name in proto.writable(self._static):
+            try:
+                request = proto.encode_setvar(name, value)
+            except CommandError:
+                return Status.INVALID
+            if request is None:
+                return Status.UNKNOWN
+            return await self._command(name, request)
         if self.protocol == "voltronic" and name == "battery.packs" \
                 and self.device.value(name) is not None:
             try:
