@@ -447,6 +447,77 @@ def test_allow_and_hosts_deny_refuse_peers_with_403(tmp_path: Path) -> None:
         assert "HTTP: access denied to 127.0.0.3 by hosts.allow/hosts.deny" in log
 
 
+def _hold(port: int, source: str, n: int) -> list[socket.socket]:
+    """``n`` idle connections from ``source``, each accepted by the kernel."""
+    return [socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+            for _ in range(n)]
+
+
+def _closed_at_once(port: int, source: str) -> bool:
+    """A connection the server closes without a byte (refused) rather than keeps open."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2, source_address=(source, 0)) as s:
+        try:
+            return s.recv(10) == b""
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+
+def test_http_connection_caps_keep_the_endpoint_and_upsd_for_others(tmp_path: Path) -> None:
+    """Idle connections from one address stop at MAX_PER_PEER, from everyone at
+    MAX_CONNECTIONS; the rest of the LAN (and upsd) is served meanwhile; the bridge lifted
+    its soft open-files limit (started with 1024 here, as systemd gives services)."""
+    import resource
+
+    from nutbridge.web import server as websrv
+
+    cfg = _bridge_cfg(tmp_path)
+    http_port = realnut.free_port()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        bridge_cm = BridgeProcess.start(cfg, ["--http", f"127.0.0.1:{http_port}", "--no-zeroconf"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    held: list[socket.socket] = []
+    with bridge_cm as bridge:
+        realnut.wait_port(http_port)
+        limits = Path(f"/proc/{bridge.proc.pid}/limits").read_text()
+        row = next(line for line in limits.splitlines() if line.startswith("Max open files")).split()
+        want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+        assert int(row[3]) == want, row
+        try:
+            per, total = websrv.MAX_PER_PEER, websrv.MAX_CONNECTIONS
+            held += _hold(http_port, "127.0.0.2", per)
+            time.sleep(0.3)
+            assert _closed_at_once(http_port, "127.0.0.2")  # one more from that address
+            assert _get(http_port, "/metrics", source="127.0.0.3")[0] == 200  # others are served
+            for i in range(total // per - 1):  # fill every slot from other addresses
+                held += _hold(http_port, f"127.0.1.{i + 1}", per)
+            time.sleep(0.3)
+            assert _closed_at_once(http_port, "127.0.0.4")
+            assert _upsc(cfg.port, "sim1")["ups.status"]  # upsd is another door: open
+            for s in held:
+                s.close()
+            held = []
+            deadline = time.monotonic() + 5  # the server sees the closes, frees the slots
+            while True:
+                try:
+                    if _get(http_port, "/metrics", source="127.0.0.2")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "slots not freed"
+                time.sleep(0.1)
+        finally:
+            for s in held:
+                s.close()
+        log = bridge.log()
+        assert f"HTTP: 127.0.0.2 holds {per} connections; refusing another" in log
+        assert f"HTTP: {total} connections open; refusing 127.0.0.4" in log
+
+
 def test_https_with_the_bridge_certificate(tmp_path: Path) -> None:
     cfg = NutConfig(tmp_path / "nut")
     cfg.add_ups("sim", driver="nutbridge-sim", port="auto")

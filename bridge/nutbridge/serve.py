@@ -264,6 +264,7 @@ class Bridge:
             self.frontend.devices_changed()
 
     async def start(self) -> None:
+        _raise_file_limit()
         self.history.server_started(len(self.devices))
         for name, drv in self.drivers.items():
             self._start_driver(name, drv)
@@ -374,6 +375,21 @@ class Bridge:
             except Exception:
                 pass
         self.history.close()  # fsync: a clean stop keeps every record
+
+
+def _raise_file_limit(want: int = 65536) -> None:
+    """Lift the soft limit on open files towards the hard one: every client, driver, HTTP and
+    MQTT connection is a descriptor, and systemd's (and a shell's) soft default of 1024 is what
+    MAXCONN and the HTTP caps would otherwise meet first."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            log.debug("open files: soft limit %d -> %d", soft, target)
+    except (ImportError, ValueError, OSError) as exc:  # not POSIX, or not allowed: keep going
+        log.debug("open files: limit left as it is (%s)", exc)
 
 
 def _make_driver(ups: UpsConf, s: UpsSection, conf: dict[str, str]) -> tuple[Device, Driver]:

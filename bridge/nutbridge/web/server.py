@@ -14,6 +14,11 @@ Secure by default:
 * **The same peers as upsd**: upsd.conf's ALLOW networks and, when hosts.allow/hosts.deny name
   upsd, their verdict, for every request (403 otherwise). Reading needs no login; what acts
   (the status page's commands) goes through Core sessions with upsd.users' checks.
+* **No peer can take the endpoint (or the bridge's file descriptors) away from the others**:
+  at most :data:`MAX_CONNECTIONS` connections, :data:`MAX_PER_PEER` of them from one address
+  (refused ones are closed at once); a connection that sends no complete request is closed
+  after the keep-alive time, a TLS handshake that does not finish after :data:`TLS_HANDSHAKE`;
+  the bridge lifts its soft limit on open files at start.
 * Bounded requests (line, header and body sizes), a short keep-alive, strict headers
   (Content-Security-Policy without inline script or style, ``nosniff``, no framing, no
   referrer), no proxy headers trusted (the peer is the socket's).
@@ -27,7 +32,9 @@ import asyncio
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -53,6 +60,11 @@ MAX_HEADERS = 64
 KEEPALIVE = 15.0  # seconds an idle keep-alive connection is kept
 SHUTDOWN_GRACE = 2.0  # seconds in-flight requests get when the bridge stops
 BACKLOG = 256
+#: connections at once (a status page holds one for its live stream, a browser up to six, a
+#: Prometheus one), and from one address (a reverse proxy is one address for all its users)
+MAX_CONNECTIONS = 256
+MAX_PER_PEER = 32
+TLS_HANDSHAKE = 10.0  # seconds
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -147,6 +159,81 @@ def _secure(response: web.StreamResponse) -> None:
         response.headers.setdefault(name, value)
 
 
+class Connections:
+    """Who holds the endpoint's connections; each new one is admitted or dropped here, before
+    aiohttp sees a byte of it."""
+
+    def __init__(self) -> None:
+        self.per_peer: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return self.per_peer.total()
+
+    def admit(self, addr: str) -> bool:
+        # ALLOW and hosts.allow are the middleware's (a refused browser gets a 403 that says
+        # so, not a reset); a refused peer's connections count here like anyone's
+        if self.total >= MAX_CONNECTIONS:
+            peer_log.log(logging.WARNING, "*", "http-maxconn",
+                         "HTTP: %d connections open; refusing %s", self.total, addr)
+        elif self.per_peer[addr] >= MAX_PER_PEER:
+            peer_log.log(logging.WARNING, addr, "http-peer",
+                         "HTTP: %s holds %d connections; refusing another", addr, self.per_peer[addr])
+        else:
+            self.per_peer[addr] += 1
+            return True
+        return False
+
+    def release(self, addr: str) -> None:
+        self.per_peer[addr] -= 1
+        if self.per_peer[addr] <= 0:
+            del self.per_peer[addr]
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol behind :class:`Connections`: admitted connections are handed to it
+    whole, the others aborted at once."""
+
+    def __init__(self, book: Connections, factory: Callable[[], asyncio.Protocol]) -> None:
+        self.book = book
+        self.factory = factory
+        self.inner: asyncio.Protocol | None = None
+        self.addr = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        addr = str(peer[0]) if peer else "unknown"
+        if addr.startswith("::ffff:") and "." in addr:
+            addr = addr[7:]
+        if not self.book.admit(addr):
+            cast(asyncio.Transport, transport).abort()
+            return
+        self.addr = addr
+        self.inner = self.factory()
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        inner, self.inner = self.inner, None
+        if inner is not None:
+            self.book.release(self.addr)
+            inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+
 class WebServer:
     """The endpoint's life cycle (a :class:`~nutbridge.server.frontend.FrontendService`)."""
 
@@ -155,8 +242,10 @@ class WebServer:
         self.listens = listens
         self.family = family
         self.runner: web.AppRunner | None = None
+        self.servers: list[asyncio.AbstractServer] = []
         self.bound: list[tuple[str, int]] = []
         self.tls = frontend.ssl_context is not None
+        self.connections = Connections()
 
     async def start(self) -> None:
         app = make_app(self.frontend)
@@ -168,6 +257,14 @@ class WebServer:
         self.runner = runner
         loop = asyncio.get_running_loop()
         failures: list[tuple[Listen, str]] = []
+        # our own listening sockets (not aiohttp's TCPSite): each connection passes Connections
+        # first; aiohttp's server still owns the admitted ones and closes them on cleanup
+        handler = cast(Callable[[], asyncio.Protocol], runner.server)
+        ctx = self.frontend.ssl_context
+
+        def guarded() -> asyncio.Protocol:
+            return _Guarded(self.connections, handler)
+
         for lst in self.listens:
             for host in ["0.0.0.0", "::"] if lst.host == "*" else [lst.host]:
                 try:
@@ -181,10 +278,10 @@ class WebServer:
                     addr = (str(sa[0]), int(sa[1]))
                     if addr in self.bound:
                         continue
-                    site = web.TCPSite(runner, addr[0], addr[1], ssl_context=self.frontend.ssl_context,
-                                       backlog=BACKLOG, reuse_address=True)
                     try:
-                        await site.start()
+                        self.servers.append(await loop.create_server(
+                            guarded, addr[0], addr[1], ssl=ctx, backlog=BACKLOG, reuse_address=True,
+                            ssl_handshake_timeout=TLS_HANDSHAKE if ctx is not None else None))
                     except OSError as exc:
                         reason = os.strerror(exc.errno) if exc.errno else str(exc)
                         failures.append((lst, f"cannot listen on {_fmt(addr)}: {reason}"))
@@ -207,9 +304,14 @@ class WebServer:
             log.warning("HTTP: %s", msg)
 
     async def stop(self) -> None:
+        servers, self.servers = self.servers, []
+        for srv in servers:
+            srv.close()  # no new connections; aiohttp's shutdown closes the open ones
         runner, self.runner = self.runner, None
         if runner is not None:
             await runner.cleanup()
+        for srv in servers:
+            await srv.wait_closed()
 
 
 def _is_localhost_alias(host: str) -> bool:
