@@ -57,6 +57,45 @@ async def test_push_flips_on_battery_without_a_poll(
     assert not coordinator.push_active
 
 
+async def test_only_changed_entities_are_written(
+    hass: HomeAssistant, bridge: Bridge, slow_polling: None
+) -> None:
+    """A pushed batch writes the entities whose values changed, not the rest of their UPS nor
+    the other UPS; a poll that finds nothing new writes nothing. (State writes are what HA
+    spends its time on: with 1,000 UPSes, one write per entity per batch or poll saturated it.)"""
+    entry = await setup_entry(hass, bridge)
+    coordinator = entry.runtime_data.coordinator
+    await _wait_push(entry)
+    charge, load = "sensor.dummy_battery_charge", "sensor.dummy_load"
+    def number(entity_id: str) -> float | None:
+        try:
+            return float(state_of(hass, entity_id))
+        except (TypeError, ValueError):
+            return None
+
+    await wait_for("dummy values", lambda: number(charge) == 87 and number(load) == 12)
+
+    def reported(entity_id: str) -> object:
+        state = hass.states.get(entity_id)
+        assert state is not None, entity_id
+        return state.last_reported
+
+    before = {e: reported(e) for e in (charge, load, "binary_sensor.dummy_online")}
+    text = bridge.dummy_file.read_text()
+    bridge.dummy_file.write_text(text.replace("battery.charge: 87", "battery.charge: 55"))
+    await wait_for("charge pushed", lambda: number(charge) == 55, 10)
+    assert reported(charge) != before[charge]
+    assert reported(load) == before[load]  # the same UPS, its value unchanged: not written
+    assert reported("binary_sensor.dummy_online") == before["binary_sensor.dummy_online"]
+
+    # a poll (push active: LIST UPS) finds the same UPS: no entity is written
+    settled = {e: reported(e) for e in before}
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert {e: reported(e) for e in before} == settled
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_server_without_push_is_polled(hass: HomeAssistant, bridge_without_push: Bridge) -> None:
     entry = await setup_entry(hass, bridge_without_push)
     coordinator = entry.runtime_data.coordinator

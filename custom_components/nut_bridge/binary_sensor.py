@@ -92,3 +92,7 @@ class NutBridgeBinarySensor(NutBridgeEntity, BinarySensorEntity):
             return None
         description = self.entity_description
         return description.flag in tokens or any(alias in tokens for alias in description.aliases)
+
+    def _inputs(self) -> object:
+        state = self.ups_state
+        return (state.status_tokens if state is not None else None,)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -253,9 +253,33 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         self._push_supported = True
         self._push_active = False
         self._pushed = UpsStates()
-        self._last_poll = 0.0
         self._last_full_poll = 0.0
-        self._poll_requested = False
+        # Listeners by the UPS their entity shows (CoordinatorEntity's context) and the
+        # others (hub-wide: pruning, power events, repairs): a pushed batch of one UPS
+        # calls its own entities and the hub-wide listeners, not every entity of the server.
+        self._ups_listeners: dict[str, dict[object, CALLBACK_TYPE]] = {}
+        self._hub_listeners: dict[object, CALLBACK_TYPE] = {}
+
+    @override
+    @callback
+    def async_add_listener(
+        self, update_callback: CALLBACK_TYPE, context: object = None
+    ) -> Callable[[], None]:
+        remove = super().async_add_listener(update_callback, context)
+        group = (
+            self._ups_listeners.setdefault(context, {})
+            if isinstance(context, str)
+            else self._hub_listeners
+        )
+        token = object()
+        group[token] = update_callback
+
+        @callback
+        def remove_listener() -> None:
+            group.pop(token, None)
+            remove()
+
+        return remove_listener
 
     @property
     def push_active(self) -> bool:
@@ -379,8 +403,11 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
                 and now - self._last_full_poll < PUSH_FULL_POLL_INTERVAL
             ):
                 # Push keeps the variables current: only follow the list of UPS.
+                # The same object when nothing changed: entities skip an unchanged UPS by identity.
                 result = {
-                    name: replace(current[name], description=description)
+                    name: current[name]
+                    if current[name].description == description
+                    else replace(current[name], description=description)
                     for name, description in listing.items()
                 }
                 await self._async_fetch_missing_controls(client, result)
@@ -409,7 +436,6 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
 
         on_battery = any("OB" in s.status_tokens for s in result.values() if s.available)
         self.update_interval = UPDATE_INTERVAL_ON_BATTERY if on_battery else UPDATE_INTERVAL
-        self._last_poll = time.monotonic()
         if restart_push:
             await self._async_stop_push()
         self._async_start_push()
@@ -447,10 +473,11 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         self, client: ReconnectingClient, result: dict[str, UpsState]
     ) -> None:
         """LIST CMD / LIST RW of UPS that have data but no controls yet."""
-        for state in result.values():
+        for name, state in list(result.items()):
             if state.controls is None and state.available:
                 try:
-                    state.controls = await async_fetch_controls(client, state.name)
+                    # a new object: the old one may be what the entities last wrote
+                    result[name] = replace(state, controls=await async_fetch_controls(client, name))
                 except NutError as err:
                     if err.code not in UPS_UNAVAILABLE_CODES:
                         raise
@@ -521,22 +548,15 @@ class NutBridgeCoordinator(DataUpdateCoordinator[dict[str, UpsState]]):
         if not self._push_active:
             _LOGGER.debug("%s: push updates active", self.name)
             self._push_active = True
-        self.async_set_updated_data(data)
-        # Each pushed batch restarts the poll timer; a server that pushes more
-        # often than that would starve the LIST UPS poll, so ask for it here.
-        interval = self.update_interval.total_seconds() if self.update_interval else 0.0
-        if (
-            interval
-            and not self._poll_requested
-            and time.monotonic() - self._last_poll > 2 * interval
-        ):
-            self._poll_requested = True
-            self.config_entry.async_create_background_task(
-                self.hass, self._async_overdue_poll(), name=f"{self.name} poll"
-            )
-
-    async def _async_overdue_poll(self) -> None:
-        try:
-            await self.async_refresh()
-        finally:
-            self._poll_requested = False
+        if not self.last_update_success or self.data is None:
+            # The server was unreachable (entities unavailable): everything changes.
+            self.async_set_updated_data(data)
+            return
+        # One UPS changed: its entities and the hub-wide listeners hear of it. The poll
+        # timer runs on (async_set_updated_data would restart it at every batch, and a
+        # server pushing more often than the interval would never be polled).
+        self.data = data
+        for update in list(self._ups_listeners.get(pushed.ups, {}).values()):
+            update()
+        for update in list(self._hub_listeners.values()):
+            update()

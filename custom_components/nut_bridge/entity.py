@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import override
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -46,7 +47,8 @@ class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
     def __init__(
         self, coordinator: NutBridgeCoordinator, ups: str, description: EntityDescription
     ) -> None:
-        super().__init__(coordinator)
+        # context: the coordinator calls this entity only for batches of its own UPS
+        super().__init__(coordinator, context=ups)
         self.entity_description = description
         self.ups = ups
         entry = coordinator.config_entry
@@ -66,6 +68,23 @@ class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
     # The UPS state object and server availability last written: a pushed batch
     # replaces one UPS's UpsState and keeps the others', whose entities need no write.
     _written: tuple[UpsState | None, bool] | None = None
+    # (available, inputs) last written, for entities that declare their inputs.
+    _written_inputs: tuple[bool, object] | None = None
+
+    def _inputs(self) -> object:
+        """What this entity's state is computed from (besides availability), or None when it
+        does not say. An entity that says skips the write when a new state of its UPS left
+        that unchanged: a batch usually changes a few of the UPS's variables, and a write
+        (HA's state, attributes, units, registry options) costs far more than the compare."""
+        return None
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        # what HA writes right after this: the baseline of the first update's compare
+        self._written = (self.ups_state, self.coordinator.last_update_success)
+        inputs = self._inputs()
+        self._written_inputs = None if inputs is None else (self.available, inputs)
 
     @callback
     def _handle_coordinator_update(self) -> None:
@@ -73,6 +92,12 @@ class NutBridgeEntity(CoordinatorEntity[NutBridgeCoordinator]):
         if self._written is not None and seen[0] is self._written[0] and seen[1] == self._written[1]:
             return
         self._written = seen
+        inputs = self._inputs()
+        if inputs is not None:
+            key = (self.available, inputs)
+            if key == self._written_inputs:
+                return
+            self._written_inputs = key
         super()._handle_coordinator_update()
 
     @property

@@ -325,6 +325,9 @@ class NutBridgeSensor(NutBridgeEntity, SensorEntity):
     def native_value(self) -> StateType:
         return self.entity_description.value_fn(self.raw_value)
 
+    def _inputs(self) -> object:
+        return (self.raw_value,)
+
 
 class NutBridgeStatusSensor(NutBridgeEntity, SensorEntity):
     """The main UPS state derived from ups.status."""
@@ -337,3 +340,7 @@ class NutBridgeStatusSensor(NutBridgeEntity, SensorEntity):
     @property
     def extra_state_attributes(self) -> dict[str, str]:
         return {"raw": self.raw_value or ""} if self.ups_state else {}
+
+    def _inputs(self) -> object:
+        state = self.ups_state
+        return (self.raw_value, state.status_tokens if state else None)
