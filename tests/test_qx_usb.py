@@ -78,6 +78,11 @@ def ablerex_frames(cmd: bytes) -> list[tuple[int, bytes]]:
     return [(0x0305, (bytes([5, 0, len(cmd)]) + cmd).ljust(47, b"\0"))]
 
 
+def phoenixtec_frames(cmd: bytes) -> list[tuple[int, bytes]]:
+    """Masterguard's cable: the request, whole, as a vendor write (bRequest 0x0D)."""
+    return [(0x0D, cmd)]
+
+
 def test_framing_helpers_match_the_bridges_layouts() -> None:
     """The helpers above, pinned to literal bytes (the layouts in drivers/qx/usb.py)."""
     assert cypress_frames(b"S.5R0003\r") == [(0x200, b"S.5R0003"), (0x200, b"\r" + bytes(7))]
@@ -161,6 +166,8 @@ SPECS = [
          commands=dict.fromkeys(MEGATEC, ECHOED)),
     Spec("armac", fakeqx.ArmacDevice, (0x0925, 0x1234), commands=_pipe(armac_frames)),
     Spec("ablerex", fakeqx.AblerexDevice, (0xFFFF, 0x0000), commands=_pipe(ablerex_frames)),
+    Spec("phoenixtec", fakeqx.PhoenixtecDevice, (0x06DA, 0x0002), voltronic=True,
+         commands=_pipe(phoenixtec_frames)),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 param_specs = pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
@@ -168,10 +175,13 @@ param_specs = pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS]
 
 def usb_payload(dev: fakeqx.FakeQxDevice, since: tuple[int, int, int]) -> object:
     """What the host sent the bridge since ``mark(dev)``: SET_REPORTs as (wValue, bytes),
-    interrupt writes as (endpoint, bytes), or the string indices read (GET_DESCRIPTOR)."""
-    writes, intr, reqs = since
+    interrupt writes as (endpoint, bytes), vendor writes as (bRequest, bytes), or the string
+    indices read (GET_DESCRIPTOR)."""
+    writes, intr, reqs, vendor = since
     if dev.writes[writes:]:
         return dev.writes[writes:]
+    if dev.vendor_writes[vendor:]:
+        return dev.vendor_writes[vendor:]
     if dev.interrupt_writes[intr:]:
         return dev.interrupt_writes[intr:]
     strings = [v & 0xFF for bm, r, v, _, _ in dev.requests[reqs:] if (bm, r) == (0x80, 6)
@@ -179,8 +189,8 @@ def usb_payload(dev: fakeqx.FakeQxDevice, since: tuple[int, int, int]) -> object
     return strings[-1] if strings else None
 
 
-def mark(dev: fakeqx.FakeQxDevice) -> tuple[int, int, int]:
-    return len(dev.writes), len(dev.interrupt_writes), len(dev.requests)
+def mark(dev: fakeqx.FakeQxDevice) -> tuple[int, int, int, int]:
+    return len(dev.writes), len(dev.interrupt_writes), len(dev.requests), len(dev.vendor_writes)
 
 
 # ---- the driver on the fake backend ------------------------------------------------------------
@@ -252,7 +262,7 @@ def test_blazer_usb_registered() -> None:
     ({"subdriver": "cypress"}, "'vendorid' and 'productid' are mandatory"),
     ({"subdriver": "cypress", "vendorid": "0665"}, "mandatory"),
     ({"subdriver": "belkin", "vendorid": "1", "productid": "2"}, "unknown subdriver"),
-    ({"subdriver": "phoenixtec", "vendorid": "06da", "productid": "0002"}, "nutbridge_hosted"),
+    ({"subdriver": "omron", "vendorid": "0590", "productid": "00b7"}, "nutbridge_hosted"),
     ({"langid_fix": "english"}, "langid_fix"),
     ({"langid_fix": "0x10000"}, "langid_fix"),
     ({"vendorid": "06[da"}, "vendorid"),
@@ -288,7 +298,7 @@ def test_usb_or_serial_as_nut_decides() -> None:
     ((0x0665, 0x5161), (None, None), "cypress", "cypress"),
     ((0x05B8, 0x0000), (None, None), "cypress", "cypress"),
     ((0x0F03, 0x0001), ("UNITEK", "Alpha"), "cypress", "cypress"),
-    ((0x06DA, 0x0002), ("Phoenixtec Power", "USB Cable (V2.00)"), None, "cypress"),
+    ((0x06DA, 0x0002), ("Phoenixtec Power", "USB Cable (V2.00)"), "phoenixtec", "cypress"),
     ((0x06DA, 0x0002), ("PPC", "UPS"), "cypress", "cypress"),
     ((0x06DA, 0x0003), (None, None), "ippon", "ippon"),
     ((0x06DA, 0x0601), (None, None), "phoenix", "phoenix"),
@@ -364,20 +374,58 @@ async def test_explicit_subdriver_overrides_the_table() -> None:
 
 
 async def test_unsupported_table_rows_are_left_alone(caplog: pytest.LogCaptureFixture) -> None:
-    """06da:0002 with Masterguard's strings is NUT's phoenixtec (own protocol): not taken
-    (said once in the log); the same IDs with other strings are a Cypress bridge."""
+    """0590:00b7 is NUT's omron (own protocol): not taken (said once in the log)."""
     caplog.set_level(logging.WARNING)
-    guard = fakeqx.CypressDevice(fakeqx.megatec_ups(), vendor_id=0x06DA, product_id=0x0002,
-                                 manufacturer="Phoenixtec Power", product="USB Cable (V2.00)")
-    drv = make_driver([guard])
+    omron = fakeqx.CypressDevice(fakeqx.megatec_ups(), vendor_id=0x0590, product_id=0x00B7)
+    drv = make_driver([omron])
     for _ in range(2):
         with pytest.raises(DeviceError, match="no USB UPS matches"):
             await drv.connect()
-    assert caplog.text.count("phoenixtec") == 1 and not guard.claimed
+    assert caplog.text.count("omron") == 1 and not omron.claimed
+
+
+async def test_phoenixtec_by_strings_cypress_otherwise() -> None:
+    """06da:0002 with Masterguard's strings is NUT's phoenixtec; the same IDs with other
+    strings are a Cypress bridge (Online Yunto), as NUT's table orders them."""
+    guard = fakeqx.PhoenixtecDevice(fakeqx.megatec_ups())
     yunto = fakeqx.CypressDevice(fakeqx.megatec_ups(), vendor_id=0x06DA, product_id=0x0002,
                                  manufacturer="PPC", address=9)
-    async with connected([guard, yunto]) as drv:
-        assert info(drv).device == "009"
+    async with connected([yunto]) as drv:
+        assert subdriver(drv) == "cypress"
+    async with connected([guard]) as drv:
+        assert subdriver(drv) == "phoenixtec"
+
+
+def test_phoenixtec_silent_commands() -> None:
+    """The commands Masterguard's cable does not wait a reply for, by command word."""
+    silent = usb.Phoenixtec.silent
+    assert all(silent(c) for c in (b"T\r", b"TL\r", b"T02\r", b"S.5R0180\r", b"S01\r", b"C\r",
+                                   b"CT\r", b"TUD,00\r", b"FCLR,00\r", b"SS---1,00\r",
+                                   b"SS--2-,00\r"))
+    assert not any(silent(c) for c in (b"Q1\r", b"Q3\r", b"WH\r", b"MSO\r", b"GS,00\r",
+                                       b"GSN,00\r", b"PNV\r", b"FOFF\r", b"Q\r"))
+
+
+async def test_masterguard_over_phoenixtec() -> None:
+    """A Masterguard behind its cable: found by its strings, the masterguard protocol
+    detected (Q1 answered, I and FW? not, WH and MSO), OL -> OB -> OB LB -> OL, a command's
+    bytes in the vendor write, no reply awaited for it."""
+    ups = fakeqx.megatec_ups(protocol="masterguard")
+    dev = fakeqx.PhoenixtecDevice(ups)
+    async with connected([dev]) as drv:
+        assert subdriver(drv) == "phoenixtec" and drv.protocol == "masterguard"
+        for status, act in OUTAGE:
+            act(ups.model)
+            ups.model.tick()
+            await drv.update()
+            assert drv.device.value("ups.status") == status
+        assert drv.device.value("device.model") == "A1000"
+        before = mark(dev)
+        reads = len(dev.requests)
+        assert await drv.instcmd("test.battery.start.deep", None) == Status.HANDLED
+        assert usb_payload(dev, before) == [(0x0D, b"TUD,00\r")]
+        assert ups.commands[-1] == "TUD,00"
+        assert len(dev.requests) == reads + 1  # the write alone
 
 
 async def test_matching_options_select_among_units() -> None:
@@ -705,8 +753,9 @@ async def test_armac_newer_units_use_the_interrupt_endpoints() -> None:
         await drv.update()
         assert drv.device.value("ups.status") == "OL" and drv.protocol == "megatec"
         assert dev.writes == []
-        assert dev.interrupt_writes[:3] == [(2, b"\xa4Q1\r\0"), (2, b"\xa3F\r\0"),
-                                            (2, b"\xa3I\r\0")]
+        # detection asks Q1 and I (NUT's megatec claim), then the ratings
+        assert dev.interrupt_writes[:3] == [(2, b"\xa4Q1\r\0"), (2, b"\xa3I\r\0"),
+                                            (2, b"\xa3F\r\0")]
         assert b"QGS\r" not in dev.received and b"QS\r" not in dev.received
         assert await drv.instcmd("beeper.toggle", None) == Status.HANDLED
         assert dev.interrupt_writes[-1] == (2, b"\xa3Q\r\0")
@@ -782,11 +831,9 @@ DUMPS = [
          fakeqx.KraulerDevice, (0xFFFF, 0x0000), "krauler", {"langids": None}),
     Dump("Digitus/Digitus__DN-170076__nutdrv_qx__2.7.4__02.dev", fakeqx.FabulaDevice,
          (0x0001, 0x0000), "fabula", skip=("battery.voltage.high",)),  # from its runtimecal
-    # NUT's hunnox protocol (not the Megatec one we run over the transport) set its delays
+    # protocol = hunnox: its delays (60 s, 0) and 0.00 limits from a 0 V nominal, as NUT
     Dump("Powercool/Powercool__1500VA__nutdrv_qx__2.7.4.1__01.dev", fakeqx.HunnoxDevice,
-         (0x0001, 0x0000), "hunnox",
-         skip=("ups.delay.shutdown", "ups.delay.start", "battery.voltage.high",
-               "battery.voltage.low")),
+         (0x0001, 0x0000), "hunnox"),
     Dump("2E/2E__PS1000L__nutdrv_qx__2.8.1__01.dev", fakeqx.FujiDevice, (0x0001, 0x0000), "fuji",
          skip=("battery.charge", "battery.runtime", "battery.voltage.high", "battery.voltage.low",
                "battery.voltage.nominal")),  # overrides and runtimecal in its ups.conf
@@ -832,8 +879,7 @@ async def test_corpus_device_values(case: Dump) -> None:
     driver = "nutdrv_qx" if values.get("driver.name", "").startswith("nutdrv_qx") else "blazer_usb"
     opts = {k: v for k, v in params.items() if k in ("langid_fix", "novendor", "noscanlangid",
                                                      "protocol", "vendor", "product")}
-    if opts.get("protocol") not in (None, "megatec"):
-        opts.pop("protocol")  # hunnox: NUT's own protocol for that transport
+    assert opts.get("protocol") in (None, *qxd.PROTOCOL_NAMES, *qxd.DEVICE_PROTOCOLS)
     ups = fakeqx.ReplayedUPS(fakeqx.dump_replies(values))
     langids = case.kw.get("langids", b"\x04\x03\x09\x04")
     kw = {k: v for k, v in case.kw.items() if k != "langids"}

@@ -29,6 +29,9 @@ descriptions of those bridges, independently of the driver's side):
                     holds the reply.
 ==================  =======================================================================
 
+``PhoenixtecDevice`` is Masterguard's cable: the request in a vendor control write
+(bRequest 0x0D), the reply in 8-byte interrupt reports on 0x81.
+
 Behind the bridge sits a *UPS*: anything with ``handle(request) -> reply | None`` that
 answers CR-terminated requests: :func:`megatec_ups` (the Megatec/Voltronic simulator's
 replies and commands on the :mod:`.model` physics, the same as on a pty) or
@@ -156,6 +159,7 @@ class FakeQxDevice(FakeHidDevice):
         self.out_packet_size = out_packet_size
         self.received: list[bytes] = []  #: the requests the UPS got, CR included
         self.interrupt_writes: list[tuple[int, bytes]] = []  #: (endpoint, bytes) written
+        self.vendor_writes: list[tuple[int, bytes]] = []  #: (bRequest, bytes) written
         self._line = bytearray()
 
     # ---- the UPS side
@@ -210,7 +214,15 @@ class FakeQxDevice(FakeHidDevice):
                 return
         elif bm == 0x21 and req == 0x0A and index == self.interface:  # SET_IDLE
             return
+        elif bm == 0x42:  # vendor request to an endpoint
+            self.vendor_writes.append((req, data))
+            if self.on_vendor_out(req, data):
+                return
         raise usb_error(LIBUSB_ERROR_PIPE)
+
+    def on_vendor_out(self, req: int, data: bytes) -> bool:
+        """A vendor control write (``req`` = bRequest); False to STALL it."""
+        return False
 
     def on_set_report(self, value: int, data: bytes) -> bool:
         """A SET_REPORT (``value`` = wValue); False to STALL it."""
@@ -427,6 +439,27 @@ class AblerexDevice(FakeQxDevice):
         return True
 
 
+class PhoenixtecDevice(FakeQxDevice):
+    """Masterguard's cable (06da:0002 "Phoenixtec Power" / "USB Cable (V2.00)"): the
+    request is the data of a vendor control write (bRequest 0x0D), the reply comes in
+    8-byte interrupt reports on 0x81."""
+
+    def __init__(self, ups: UPS, *, vendor_id: int = 0x06DA, product_id: int = 0x0002,
+                 manufacturer: str | None = "Phoenixtec Power",
+                 product: str | None = "USB Cable (V2.00)", **kw: Any) -> None:
+        super().__init__(ups, vendor_id=vendor_id, product_id=product_id,
+                         manufacturer=manufacturer, product=product, **kw)
+
+    def on_vendor_out(self, req: int, data: bytes) -> bool:
+        if req != 0x0D:
+            return False
+        for request in self._feed(data):
+            reply = self._ask(request)
+            if reply:
+                self._queue_chunks(reply, 8)
+        return True
+
+
 #: Another name for :class:`FakeBackend`, which serves HID UPSes and bridges alike.
 FakeQxBackend = FakeBackend
 
@@ -434,5 +467,6 @@ FakeQxBackend = FakeBackend
 __all__ = [
     "AblerexDevice", "ArmacDevice", "CypressDevice", "FabulaDevice", "FakeQxBackend",
     "FakeQxDevice", "FujiDevice", "HunnoxDevice", "IpponDevice", "KraulerDevice", "PhoenixDevice",
+    "PhoenixtecDevice",
     "ReplayedUPS", "SgsDevice", "SnrDevice", "dump_replies", "megatec_ups",
 ]

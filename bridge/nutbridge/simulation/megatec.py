@@ -323,7 +323,7 @@ class MegatecSimulator(PtyDevice):
         if text == "WH":
             return (f"(00 10.06 03.09 {MG_MODEL:<30} {self.mg_packs} "
                     f"{round(p.voltage_nominal):03d} {p.frequency_nominal:05.2f} {cells:03d} "
-                    f"02.30 006.00 012.00 018 10 40 160 276 "
+                    f"02.00 006.00 012.00 018 10 40 160 276 "
                     f"{p.frequency_nominal - 3:05.2f} {p.frequency_nominal + 3:05.2f}")
         if text == "Q3":
             if m.mains_ok:

@@ -2,9 +2,11 @@
 
 The I/O and publishing half of the qx family: :class:`MegatecDriver` asks its queries
 on a link (one request, one CR-terminated reply, a few tries), finds the protocol as NUT
-does (Voltronic, then Mustek, then Megatec) and publishes what the sans-IO modules read
-from the replies: :mod:`.q1` (Megatec Q1 and Mustek QS), :mod:`.voltronic` (QGS/QPI,
-nutdrv_qx only), :mod:`.common` (what both share).
+does (Voltronic, Mustek, Megatec, then the device protocols zinto, masterguard, gtec) and
+publishes what the sans-IO modules read from the replies: :mod:`.q1` (Megatec Q1 and
+Mustek QS), :mod:`.voltronic` (QGS/QPI, nutdrv_qx only), :mod:`.common` (what both
+share), and nutdrv_qx's device protocols (:mod:`.device`: :mod:`.zinto` with hunnox,
+:mod:`.ablerex`, :mod:`.gtec`, :mod:`.masterguard`).
 
 The link is a :class:`~nutbridge.drivers.serial.SerialLink` for a serial port, or a
 :class:`~.usblink.UsbLink` for a UPS behind a USB bridge chip (:mod:`.usb` holds how each
@@ -13,8 +15,9 @@ of nutdrv_qx's USB subdrivers frames the bytes). As in NUT, ``blazer_usb`` is al
 option is given.
 
 ups.conf options: ``port`` (required; ``auto`` for USB), ``pollinterval``, ``ondelay``
-(s, default 180), ``offdelay`` (s, default 30), ``protocol`` (voltronic, mustek or
-megatec; default: detect, in that order; blazer_*: mustek or megatec), ``novendor``,
+(s, default 180), ``offdelay`` (s, default 30; hunnox: 60 and 0), ``protocol``
+(voltronic, mustek, megatec, zinto, hunnox, ablerex, gtec or masterguard; default: detect,
+as NUT; blazer_*: mustek or megatec), ``novendor``,
 ``norating``, ``ignoresab``. Serial: ``cablepower`` (normal/reverse/both/none: the
 DTR/RTS levels some cables take their power from), ``baudrate``. USB: ``subdriver``
 (default: chosen by vendor/product ID as NUT does; needs ``vendorid`` and ``productid``),

@@ -46,9 +46,14 @@ The framings, from NUT's nutdrv_qx/blazer_usb behaviour (timeouts as NUT's):
              bits count the bytes behind it, until a CR. Units with 64-byte interrupt
              endpoints 0x82/0x02 take ``a0+n <request> 00`` on 0x02 and answer on 0x82.
              QGS, QS, QPI, M and D are not sent (the firmware ignores them: echoed).
+``phoenixtec`` (Masterguard's cable) the request as the data of a vendor control write
+             (``42 0d 0000 0000``, 1 s); the reply in interrupt reads from 0x81 (1 s each)
+             until a CR. Commands the UPS does not answer (T, TL, S, C, CT, M, N, O, SRC,
+             FCLR, SS, TUD, SSN, by their command word) are not waited for.
 ``ablerex``  the request in a 47-byte SET_REPORT (Feature 5: ``05 00 <n+1> <request>``);
              0.5 s later GET_REPORT (Feature 5) holds the reply; Q1/F/I replies of the
-             wrong length are asked again (3 tries).
+             wrong length are asked again (3 tries); the binary Q5 (22 bytes) and At
+             replies of protocol ablerex are taken whole, NULs included.
 
 String descriptors are read as libusb does (the first language of string 0, then the
 string, UTF-16 to ASCII with ``?`` for the rest) unless ``langid_fix`` names the language
@@ -56,7 +61,9 @@ string, UTF-16 to ASCII with ``?`` for the rest) unless ``langid_fix`` names the
 taken only if its length byte matches what arrived, as NUT checks.
 
 Replies are C strings in NUT: :func:`reply_line` keeps what comes before a NUL, up to
-and including the first CR (one is added when missing); an empty line is no reply.
+and including the first CR (one is added when missing); an empty line is no reply. The
+binary replies of protocol ablerex (``Q5``, ``At``) are kept whole up to their CR, NULs
+included, by the cypress family (cypress, phoenix, gtec) and the ablerex bridge.
 
 Which subdriver a device gets: :data:`NUTDRV_QX_IDS` and :data:`BLAZER_USB_IDS` in NUT's
 order, first match wins (IDs, then the manufacturer/product strings where given).
@@ -164,6 +171,18 @@ def reply_line(raw: bytes | None) -> bytes | None:
     cr = text.find(b"\r")
     text = text[:cr] if cr >= 0 else text
     return text + b"\r" if text else None
+
+
+#: requests whose reply is binary (protocol ablerex): numbers in bytes, NULs included
+BINARY = (b"Q5\r", b"At\r")
+
+
+def binary_line(raw: bytes | None) -> bytes | None:
+    """A binary reply as the bytes up to and including the first CR (NULs kept); None
+    without a CR."""
+    if raw is None or (cr := raw.find(b"\r")) < 0:
+        return None
+    return bytes(raw[:cr + 1])
 
 
 def chunks(data: bytes, size: int) -> list[bytes]:
@@ -281,19 +300,19 @@ class Cypress(Subdriver):
                 return None
         return b""
 
-    def _read_until_cr(self, endpoint: int = 0x81) -> Exchange:
+    def _read_until_cr(self, endpoint: int = 0x81, binary: bool = False) -> Exchange:
         buf = b""
         while b"\r" not in buf and len(buf) <= MAX_REPLY - self.read_size:
             data = yield InterruptIn(endpoint, self.read_size, 1.0)
             if not data:
                 return None
             buf += data
-        return reply_line(buf)
+        return binary_line(buf) if binary else reply_line(buf)
 
     def exchange(self, request: bytes) -> Exchange:
         if (yield from self._write(request)) is None:
             return None
-        return (yield from self._read_until_cr())
+        return (yield from self._read_until_cr(binary=request in BINARY))
 
 
 class Phoenix(Cypress):
@@ -562,6 +581,12 @@ class Ablerex(Subdriver):
                 return None
             cr = raw.find(b"\r", 0, 47)
             length = cr + 1 if cr >= 0 else 0
+            if request in BINARY:
+                # binary replies (protocol ablerex) are taken whole, NULs included; a Q5
+                # reply whose CR is not its 22nd byte is not one (NUT: zeros)
+                if not length or (request == b"Q5\r" and length != 22):
+                    return None
+                return bytes(raw[:length])
             want = self.REPLY_LEN.get(request)
             if want is not None and length != want:
                 continue
@@ -569,13 +594,50 @@ class Ablerex(Subdriver):
         return None
 
 
+class Phoenixtec(Subdriver):
+    """Masterguard's cable: the request in a vendor control write, the reply in interrupt
+    reads until a CR; the commands that have no reply are not waited for."""
+
+    name = "phoenixtec"
+    #: requests (by their leading command word) the UPS does not answer
+    SILENT = ("T", "TL", "S", "C", "CT", "M", "N", "O", "SRC", "FCLR", "SS", "TUD", "SSN")
+    request_type = 0x42  # host to device, vendor, endpoint
+    request = 0x0D
+
+    @classmethod
+    def silent(cls, request: bytes) -> bool:
+        """Whether ``request`` is one of :data:`SILENT`: its command word, not followed by
+        another capital letter ("M" is not "MSO")."""
+        for word in cls.SILENT:
+            rest = request[len(word):]
+            if request.startswith(word.encode()) and not (rest and 0x41 <= rest[0] <= 0x5A):
+                return True
+        return False
+
+    def exchange(self, request: bytes) -> Exchange:
+        if (yield ControlOut(self.request_type, self.request, 0, 0, request, 1.0)) is None:
+            return None
+        if self.silent(request):
+            return None
+        buf = b""
+        while len(buf) < MAX_REPLY:
+            data = yield InterruptIn(0x81, MAX_REPLY - len(buf), 1.0)
+            if not data:
+                return None
+            buf += data
+            if b"\r" in data:
+                return binary_line(buf) if request in BINARY else reply_line(buf)
+        return None
+
+
 #: ``subdriver =`` values of nutdrv_qx
 SUBDRIVERS: dict[str, type[Subdriver]] = {cls.name: cls for cls in (
-    Cypress, Phoenix, Ippon, Krauler, Fabula, Hunnox, Fuji, Sgs, Snr, Ablerex, Armac, Gtec)}
+    Cypress, Phoenix, Ippon, Krauler, Fabula, Hunnox, Fuji, Sgs, Snr, Ablerex, Armac, Gtec,
+    Phoenixtec)}
 #: ``subdriver =`` values of blazer_usb
 BLAZER_SUBDRIVERS = ("cypress", "phoenix", "ippon", "krauler")
 #: NUT's other names, which the bridge does not implement
-UNSUPPORTED = {"phoenixtec": "Masterguard's own protocol", "omron": "OMRON's own protocol"}
+UNSUPPORTED = {"omron": "OMRON's own protocol"}
 
 
 # ---- which subdriver a device gets ------------------------------------------------------------
@@ -607,8 +669,8 @@ NUTDRV_QX_IDS: tuple[UsbId, ...] = (
     UsbId(0xFFFF, 0x0000, None, None, "ablerex", "Ablerex 625L USB"),
     UsbId(0x1CB0, 0x0035, None, None, "krauler", "Legrand Daker DK / DK Plus"),
     UsbId(0x0665, 0x5161, None, None, "cypress", "Belkin F6C1200-UNV, Voltronic Power UPSes"),
-    UsbId(0x06DA, 0x0002, "Phoenixtec Power", "USB Cable (V2.00)", None,
-          "Masterguard A Series (phoenixtec subdriver)"),
+    UsbId(0x06DA, 0x0002, "Phoenixtec Power", "USB Cable (V2.00)", "phoenixtec",
+          "Masterguard A Series"),
     UsbId(0x06DA, 0x0002, None, None, "cypress", "Online Yunto YQ450"),
     UsbId(0x06DA, 0x0003, None, None, "ippon", "Mustek Powermust"),
     UsbId(0x06DA, 0x0004, None, None, "cypress", "Phoenixtec Innova 3/1 T"),
