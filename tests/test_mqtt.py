@@ -627,9 +627,13 @@ def test_pacing_urgent_changes_interval_and_refresh(tmp_path: Path, monkeypatch:
         settings = MqttSettings("127.0.0.1", broker.port, False, interval=interval)
         b = d.BridgeIdentity("f" * 32, "0.0-test", "", settings.discovery_prefix, settings.base_topic)
         topic = d.state_topic(b, "pace")
-        with watching(broker.port, [topic]) as w:
+        with watching(broker.port, [topic, d.bridge_status_topic(b)]) as w:
             pub = publisher.MqttPublisher(frontend, settings)
             asyncio.run(_pacing(pub, dev, w, topic, interval))
+            # the bridge's "online" (every UPS's availability in HA) was said again too
+            status = d.bridge_status_topic(b)
+            online = [m.at for m in w.messages if m.topic == status and m.payload == b"online"]
+            assert len(online) >= 2 and online[1] - online[0] >= publisher.REFRESH - 0.5, online
 
 
 async def _pacing(pub: Any, dev: Device, w: Watcher, topic: str, interval: float) -> None:

@@ -17,8 +17,8 @@ bridge, kept up with backoff; on each connect it says ``online`` on the bridge's
   a message per poll is what made Home Assistant's MQTT client fall behind and the broker
   drop messages (docs/benchmarks.md, "1,000 UPSes");
 * the state message carries the UPS's availability, and is sent again, unchanged, every
-  :data:`REFRESH` seconds: a message the broker dropped (Mosquitto drops QoS 1 messages past a
-  client's queue limit) is mended by the next one;
+  :data:`REFRESH` seconds, as is the bridge's ``online``: a message the broker dropped
+  (Mosquitto drops QoS 1 messages past a client's queue limit) is mended by the next one;
 * discovery is rebuilt only when the UPS's shape changes (variables or commands appear, go,
   change type), and re-sent when HA says ``online`` on ``<prefix>/status`` (HA restarted);
 * availability per UPS is upsd's own rule (stale data, driver gone), checked on every change
@@ -252,17 +252,24 @@ class MqttPublisher:
         self._wake.set()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._writer(client))
-            tg.create_task(self._ticker())
+            tg.create_task(self._ticker(client))
             tg.create_task(self._reader(client))
 
-    async def _ticker(self) -> None:
+    async def _ticker(self, client: aiomqtt.Client) -> None:
         """Data turn stale by age without any change, and a reload of upsd.users changes what
-        the account may do: look once a second."""
+        the account may do: look once a second. Every :data:`REFRESH` seconds the bridge's
+        ``online`` is said again: HA reads every UPS's availability through it too, and one
+        copy dropped by a busy broker would leave all of them unavailable."""
         rights = self._rights()
+        said = time.monotonic()
         while True:
             await asyncio.sleep(TICK)
             maxage = self.frontend.core.conf.maxage
             now = time.monotonic()
+            if now - said >= REFRESH:
+                said = now
+                await asyncio.wait_for(client.publish(d.bridge_status_topic(self.identity), d.ONLINE,
+                                                      qos=1, retain=True), PUBLISH_TIMEOUT)
             new_rights = self._rights()
             for u in self._ups.values():
                 if new_rights != rights or (
