@@ -349,7 +349,7 @@ def layer_violations(graph: dict[str, list[Edge]]) -> list[str]:
 
 #: sans-IO module names inside a family package (bytes/values in, typed values out)
 SANS_IO = ("protocol", "table", "mapper", "status", "q1", "voltronic", "descriptor", "values", "usages",
-           "locate", "mirror", "usb")
+           "locate", "mirror", "usb", "device", "zinto", "ablerex", "gtec", "masterguard")
 #: modules that do I/O or hold the device state, never imported by a sans-IO module
 IO_MODULES = ("asyncio", "socket", "selectors", "ssl", "threading", "subprocess", "serial", "usb",
               "pysnmp", "nutbridge.state")
