@@ -87,6 +87,7 @@ PROMETHEUS = "/usr/bin/prometheus"
 ADMIN = ("admin", "s3cr3t")  # realnut.DEFAULT_USERS: instcmds = ALL
 TARGET_P99_MS = 1000.0
 CHANGE_TIMEOUT = 10.0  # s: a change not seen by then counts as lost
+MEND_TIMEOUT = 150.0  # s to wait for entities left unavailable by a dropped message
 FLOW_TRIES = 5  # a config flow ending in cannot_connect (HA too busy to connect in time) is retried
 PATHS = {"integration": "HA integration (NUT, 1 entry per bridge)", "mqtt": "MQTT discovery (1 broker entry)"}
 # which entity of a UPS's device is its on-battery one: the OB status flag as a binary sensor
@@ -477,7 +478,9 @@ class PathResult:
     prom_up_s: float | None = None
     broker_rate: tuple[float, float] | None = None  # messages/s received, sent in the window
     broker_dropped: float = math.nan  # Mosquitto's publish/dropped/15min after the window
-    unavailable: int = 0  # on-battery entities "unavailable" in HA before the status changes
+    unavailable: int = 0  # on-battery entities "unavailable" in HA after the steady window
+    mended_s: float | None = None  # until none was (None: some still were after MEND_TIMEOUT)
+    still: int = 0  # unavailable after MEND_TIMEOUT
     died: list[int] = field(default_factory=list)
     note: str = ""
     flow_retries: int = 0  # config flows that ended in an error and were run again
@@ -554,10 +557,22 @@ async def run_path(path: str, a: argparse.Namespace, root: Path, t0: float) -> P
                 if prom_port is not None:
                     res.prom = await scrapes(prom_port, a.window)
                 timed = set(reg.on_battery.values())
-                res.unavailable = sum(1 for st in await ws.call("get_states")
-                                      if st.get("entity_id") in timed and st.get("state") == "unavailable")
+
+                async def unavailable() -> int:
+                    return sum(1 for st in await ws.call("get_states")
+                               if st.get("entity_id") in timed and st.get("state") == "unavailable")
+
+                res.unavailable = res.still = await unavailable()
                 if res.unavailable:
+                    # a message the broker dropped: the bridges say it again (docs/mqtt.md)
                     print(f"{_t(t0)}   {res.unavailable} on-battery entities unavailable in HA", flush=True)
+                    tm = time.monotonic()
+                    while res.still and time.monotonic() - tm < MEND_TIMEOUT:
+                        await asyncio.sleep(2)
+                        res.still = await unavailable()
+                    res.mended_s = None if res.still else time.monotonic() - tm
+                    print(f"{_t(t0)}   {res.still} still unavailable after "
+                          f"{time.monotonic() - tm:.0f} s", flush=True)
                 res.latency = await status_changes(ws, hass, bridges, reg, a.changes, a.latency_budget,
                                                    t0)
                 print(f"{_t(t0)}   latency: {stats(res.latency.ms)}, lost {res.latency.lost}", flush=True)
@@ -729,8 +744,11 @@ def report(results: list[PathResult], a: argparse.Namespace, argv: list[str], st
                      + ("met" if p99 < TARGET_P99_MS and not r.latency.lost else "NOT met")
                      + (f" ({r.latency.lost} lost)" if r.latency.lost else "")
                      + (f"; {r.latency.skipped} UPSes had no on-battery entity" if r.latency.skipped else "")
-                     + (f"; before the changes, {r.unavailable} of the {r.devices} UPSes' on-battery "
-                        "entities were `unavailable` in HA" if r.unavailable else "")
+                     + (f"; after the steady window {r.unavailable} of the {r.devices} UPSes' on-battery "
+                        "entities were `unavailable` in HA (a message the broker dropped), "
+                        + (f"all available again {r.mended_s:.0f} s later, before the changes were timed"
+                           if r.mended_s is not None else
+                           f"{r.still} still after {MEND_TIMEOUT:.0f} s") if r.unavailable else "")
                      + (f"; {r.latency.cut} UPSes not timed (--latency-budget {a.latency_budget:g} s used up)"
                         if r.latency.cut else "")
                      + ".")
