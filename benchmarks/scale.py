@@ -789,9 +789,11 @@ def report(results: list[PathResult], a: argparse.Namespace, argv: list[str], st
                    + "; ".join(loads) + "."), ""]
     for r in results:
         if r.broker_rate:
+            dropped = "none (not published)" if math.isnan(r.broker_dropped) else f"{r.broker_dropped:.0f}"
             w.append(fill(f"Mosquitto in the window ({PATHS[r.path]}): {r.broker_rate[0]:.0f} messages/s "
                           f"received, {r.broker_rate[1]:.0f} sent; publishes dropped (its "
-                          f"`load/publish/dropped/15min`, a 15-minute moving count): {r.broker_dropped:.0f}; "
+                          f"`load/publish/dropped/15min`, a 15-minute moving count): "
+                          f"{dropped}; "
                           f"`max_queued_messages` "
                           + ("Mosquitto's default (1000)" if a.broker_max_queued is None
                              else str(a.broker_max_queued)) + " (its `$SYS` counters)."))
