@@ -168,7 +168,11 @@ class Driver:
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(self._wake.wait(), min(self.pollinterval, remaining))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives
+                # with the wake-up (stop() pokes, then the task is cancelled), and the driver
+                # then polled a dead device through its whole timeout before it stopped
+                async with asyncio.timeout(min(self.pollinterval, remaining)):
+                    await self._wake.wait()
             except TimeoutError:
                 self.device.heard()
                 continue
@@ -233,6 +237,8 @@ class Driver:
                 delay = self.retry_min
                 while not self._stopping:
                     await self.wait()
+                    if self._stopping:
+                        break  # stop() woke the wait: no last poll
                     await self.update()
                     self.device.data_ok()
             except asyncio.CancelledError:

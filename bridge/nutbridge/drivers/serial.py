@@ -189,7 +189,8 @@ class SerialLink:
             return False
         self._changed.clear()
         try:
-            await asyncio.wait_for(self._changed.wait(), left)
+            async with asyncio.timeout(left):
+                await self._changed.wait()
         except TimeoutError:
             return False
         return True

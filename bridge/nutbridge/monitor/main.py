@@ -147,7 +147,8 @@ async def _run(conf: UpsmonConf, directory: Path | None, state_dir: Path | None)
             # SHUTDOWNEXIT no / N: stay (idle) so the service manager does not see us leave early
             wait = None if conf.shutdownexit < 0 else conf.shutdownexit
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopped.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await stopped.wait()
     finally:
         if pidfile is not None:
             remove_pid(pidfile)

@@ -246,7 +246,8 @@ class Runner:
                 if self.shutdown_reason is not None or self._stop_requested:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.machine.sleep_interval())
+                    async with asyncio.timeout(self.machine.sleep_interval()):
+                        await self._wake.wait()
         finally:
             if self.upssched is not None:
                 await self.upssched.aclose()

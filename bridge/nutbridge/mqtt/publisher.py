@@ -327,7 +327,8 @@ class MqttPublisher:
                 await self._wake.wait()
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), later - now)
+                    async with asyncio.timeout(later - now):
+                        await self._wake.wait()
 
     async def _flush(self, client: aiomqtt.Client, b: d.BridgeIdentity, u: _Ups, rights: d.Rights,
                      maxage: float) -> None:

@@ -271,7 +271,8 @@ async def _loop(loggers: list[Logger], prof: Profile, interval: int, count: int)
             break
         wake.clear()
         try:
-            await asyncio.wait_for(wake.wait(), interval)
+            async with asyncio.timeout(interval):
+                await wake.wait()
         except TimeoutError:
             pass
     for lg in loggers:
