@@ -10,7 +10,10 @@
   it), and a separate ``nutbridge serve`` process runs a scanned section against a replay;
 * NUT servers: two ``nutbridge serve`` and a C upsd on loopback ports, found over a TCP range
   and over mDNS; the sections are accepted by ``nutbridge serve`` and by the C upsd + NUT's
-  dummy-ups, which both reach every UPS through them.
+  dummy-ups, which both reach every UPS through them;
+* SNMP: snmpsim agents (v1, v2c, v3) on loopback; each section compared byte for byte with NUT
+  2.8.5's nut-scanner on the same agent (through a relay on port 161, the only one it scans),
+  and run by ``nutbridge serve`` and by the C upsd + NUT's snmp-ups.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, redirect_stdout
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
 
@@ -699,3 +702,100 @@ def test_snmp_agents_found_and_the_sections_run_everywhere(
                 with realnut.c_upsd(cfg):
                     got = {n: upsc(cfg.port, n, "ups.status") for n in names}
             assert all(got.values()), (runner, got)
+
+
+def first_section(text: str) -> str:
+    """The first ``[name]`` section of a ups.conf text."""
+    head, sep, _rest = text.partition("\n[")
+    return head + "\n" if sep else text
+
+
+def nut_scanner_snmp(address: str, args: list[str]) -> str:
+    """NUT 2.8.5's nut-scanner's ``-S -N`` output for one address (it scans port 161 only)."""
+    oracle = nut_scanner_285()
+    realnut.require("NUT 2.8.5's nut-scanner (here or in the sid userland)", oracle)
+    assert oracle is not None
+    r = subprocess.run([*oracle, "-S", "-s", address, "-e", address, "-t", "2", "-N", "-q", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("[nutdev-snmp1]"), (r.stdout, r.stderr)
+    return r.stdout
+
+
+@pytest.mark.parametrize("rec", list(SNMP_AGENTS))
+def test_snmp_section_is_nut_scanners(tmp_path: Path, rec: str) -> None:
+    """The same agent scanned by NUT 2.8.5's nut-scanner (through a relay on port 161) and by
+    us: our section is its first one byte for byte (the MIB snmp-ups picks, ``desc`` the model
+    its check OID reads, the community). nut-scanner goes on with a section per further MIB
+    whose check answers (the APC card: ``ietf`` as well, the same UPS twice); we do not."""
+    from tests.support import snmpsim
+
+    realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
+    with snmpsim.running(tmp_path, [("public", rec)]) as agent, \
+            snmpsim.on_port_161(agent.port) as address:
+        theirs = nut_scanner_snmp(address, ["-c", "public"])
+        rc, ours = scan(["-S", "-s", address, "-t", "2", "-N"])
+    assert rc == 0
+    assert ours == first_section(theirs), theirs
+    assert f'mibs = "{SNMP_AGENTS[rec]}"' in ours
+
+
+#: an SNMPv3 user of the agent, and nut-scanner's options naming it
+V3_USER = ("nutscan", "authpass-123", "SHA256", "privpass-456", "AES")
+V3_ARGS = ["-l", "authPriv", "-u", "nutscan", "-w", "SHA256", "-W", "authpass-123",
+           "-x", "AES", "-X", "privpass-456"]
+
+
+def test_snmpv3_agent_found_as_nut_scanner_finds_it_and_the_section_runs_everywhere(
+        tmp_path: Path, short_path: Path) -> None:
+    """nut-scanner's v3 options (-l/-u/-w/-W/-x/-X): the section equals NUT 2.8.5's first one
+    byte for byte (snmp_version, secLevel, secName, the passwords and protocols in its order, no
+    community); wrong credentials find nothing; the printed ups.conf reaches the UPS in
+    ``nutbridge serve`` and in the C upsd with NUT's snmp-ups."""
+    from tests.support import snmpsim
+
+    realnut.require_module("pysnmp", "nutbridge-ups[snmp]")
+    user = snmpsim.V3User(V3_USER[0], V3_USER[1], V3_USER[2], V3_USER[3], V3_USER[4])
+    with snmpsim.running(tmp_path, ["apc-smartups-nmc"], v3_users=[user],
+                         v3_contextless="apc-smartups-nmc") as agent:
+        with snmpsim.on_port_161(agent.port) as address:
+            theirs = nut_scanner_snmp(address, V3_ARGS)
+            rc, ours = scan(["-S", "-s", address, "-t", "2", "-N", *V3_ARGS])
+        assert rc == 0
+        assert ours == first_section(theirs), theirs
+        assert 'snmp_version = "v3"' in ours and "community" not in ours
+        wrong = [*V3_ARGS[:-1], "not-the-key"]
+        assert scan(["-S", "-s", "127.0.0.1", "--snmp-port", str(agent.port), "-t", "1", "-N", *wrong]) \
+            == (0, "")
+        rc, text = scan(["-S", "-s", "127.0.0.1", "--snmp-port", str(agent.port), "-t", "2", "-N",
+                         *V3_ARGS])
+        assert rc == 0 and text.count("[nutdev-snmp") == 1
+        for runner in ("bridge", "c"):
+            cfg = RawConf(short_path / f"snmpv3-{runner}")
+            cfg.raw = text
+            cfg.ups = {"nutdev-snmp1": {"driver": "snmp-ups"}}
+            if runner == "bridge":
+                with realnut.BridgeProcess.start(cfg, ["--no-zeroconf"]):
+                    realnut.wait_ready_ups(cfg.port, ["nutdev-snmp1"], timeout=30)
+                    got = upsc(cfg.port, "nutdev-snmp1", "ups.model")
+            else:
+                with realnut.c_upsd(cfg):
+                    got = upsc(cfg.port, "nutdev-snmp1", "ups.model")
+            assert got == "Smart-UPS 1500", runner
+
+
+def test_snmpv3_options_are_checked_before_any_probe() -> None:
+    """Bad v3 options exit 2 with what is wrong (never the password); v3 options with
+    ``--snmp-version v1`` are refused too."""
+    cases = [(["-l", "authPriv", "-u", "u", "-W", "authpass-123"], "privPassword"),
+             (["-l", "bogus", "-u", "u"], "secLevel 'bogus'"),
+             (["-l", "authNoPriv", "-u", "u", "-W", "short"], "authPassword"),
+             (["-l", "authNoPriv", "-u", "u", "-W", "authpass-123", "-w", "SHA1024"], "authProtocol"),
+             (["-l", "noAuthNoPriv"], "secName"),
+             (["--snmp-version", "v1", "-u", "u"], "SNMPv3 options")]
+    for extra, said in cases:
+        err = StringIO()
+        with redirect_stderr(err):
+            rc, out = scan(["-S", "-s", "127.0.0.1", *extra])
+        assert (rc, out) == (2, ""), extra
+        assert said in err.getvalue(), (extra, err.getvalue())
+        assert "authpass-123" not in err.getvalue()

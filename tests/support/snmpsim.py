@@ -415,3 +415,61 @@ def snmp_ups_dump(port: int, community: str, *, mibs: str | None = None, version
             values[key] = val
     return values, out
 
+
+
+# --- a well-known port for nut-scanner ---------------------------------------------------------
+
+@contextmanager
+def on_port_161(port: int) -> Iterator[str]:
+    """Relay UDP ``<address>:161`` to the agent on ``127.0.0.1:port`` and yield the address.
+
+    nut-scanner's SNMP scan has no port option and snmpsim refuses to run as root, so NUT's
+    scanner cannot reach an agent directly. The relay listens on a loopback address of its own
+    (127.x.y.z, chosen at random, so parallel tests never share it) as root, and answers each
+    request from the address it came to."""
+    realnut.require("root (to listen on UDP port 161 for nut-scanner)", os.geteuid() == 0)
+    import random
+    import selectors
+    import threading
+
+    front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(50):
+        address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        try:
+            front.bind((address, 161))
+            break
+        except OSError:
+            continue
+    else:
+        front.close()
+        raise RuntimeError("no loopback address with UDP port 161 free")
+    back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    back.bind(("127.0.0.1", 0))
+    done = threading.Event()
+    asker: list[tuple[str, int]] = []  # one scanner at a time: answers go to the last asker
+
+    def run() -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(front, selectors.EVENT_READ)
+        sel.register(back, selectors.EVENT_READ)
+        while not done.is_set():
+            for key, _ in sel.select(0.2):
+                if key.fileobj is front:
+                    data, source = front.recvfrom(65535)
+                    asker[:] = [source]
+                    back.sendto(data, ("127.0.0.1", port))
+                else:
+                    data = back.recv(65535)
+                    if asker:
+                        front.sendto(data, asker[0])
+        sel.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield address
+    finally:
+        done.set()
+        thread.join(5)
+        front.close()
+        back.close()

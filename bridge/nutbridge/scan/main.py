@@ -1,7 +1,8 @@
 """``nutbridge scan``: nut-scanner's command line, safe by default.
 
 Selectors use nut-scanner's letters: ``-U`` USB, ``-O`` NUT servers over an address range
-(``-s``/``-e``, ``-m``, ``-p``), ``-S`` SNMP v1/v2c agents over the same kind of range,
+(``-s``/``-e``, ``-m``, ``-p``), ``-S`` SNMP agents over the same kind of range (v1, v2c, or
+v3 with nut-scanner's ``-l``/``-u``/``-w``/``-W``/``-x``/``-X``),
 ``-A`` NUT servers announced over mDNS; ``--serial`` probes
 the serial ports it names. Without a selector only USB is scanned (``-C`` likewise): the
 network is probed only when asked, over at most
@@ -19,6 +20,7 @@ import sys
 
 from . import model
 from .ranges import MAX_ADDRESSES, RangeError, addresses, cidr, span
+from .snmp import V3_OPTIONS
 from .usbids import RuleId
 
 #: the hard ceilings of the bounds (the options may lower them, never raise them past these)
@@ -36,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     bus.add_argument("-O", "--oldnut_scan", action="store_true",
                      help="NUT servers (LIST UPS) on the addresses given by -s/-e/-m")
     bus.add_argument("-S", "--snmp_scan", action="store_true",
-                     help="SNMP v1/v2c agents on the addresses given by -s/-e/-m")
+                     help="SNMP agents on the addresses given by -s/-e/-m")
     bus.add_argument("-A", "--avahi_scan", action="store_true",
                      help="NUT servers announced over mDNS (_nut._tcp)")
     bus.add_argument("--serial", action="append", default=[], metavar="PORT[,PORT...]",
@@ -51,8 +53,15 @@ def parser() -> argparse.ArgumentParser:
     net.add_argument("-p", "--port", type=int, action="append", default=[], metavar="PORT",
                      help="upsd port for -O (3493); repeatable, each address is probed on each")
     net.add_argument("-c", "--community", default="public", help="SNMP community for -S (public)")
-    net.add_argument("--snmp-version", choices=("v1", "v2c"), default="v1",
-                     help="SNMP version for -S (v1, as nut-scanner)")
+    net.add_argument("--snmp-version", choices=("v1", "v2c", "v3"), default=None,
+                     help="SNMP version for -S (v1, as nut-scanner; v3 when -l is given)")
+    v3 = p.add_argument_group("SNMPv3 for -S (nut-scanner's options; written into the sections found)")
+    v3.add_argument("-l", "--secLevel", help="noAuthNoPriv, authNoPriv or authPriv")
+    v3.add_argument("-u", "--secName", help="the USM user name")
+    v3.add_argument("-w", "--authProtocol", help="MD5 (default), SHA, SHA256, SHA384 or SHA512")
+    v3.add_argument("-W", "--authPassword", help="for authNoPriv and authPriv")
+    v3.add_argument("-x", "--privProtocol", help="DES (default), AES, AES192 or AES256")
+    v3.add_argument("-X", "--privPassword", help="for authPriv")
     net.add_argument("--snmp-port", type=int, action="append", default=[], metavar="PORT",
                      help="UDP port for -S (161); repeatable")
     net.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds per probe (5)")
@@ -118,6 +127,21 @@ def run(argv: list[str], *, usb_backend: object | None = None,
                              f"than the limit of {limit} probes\n")
             return 2
     concurrency = max(1, min(args.thread, CONCURRENCY_CEILING))
+    v3 = {k: v for k in V3_OPTIONS if (v := getattr(args, k))}
+    snmp_version = args.snmp_version or ("v3" if v3 else "v1")
+    if args.snmp_scan and (v3 or snmp_version == "v3"):
+        from ..drivers.base import ConfigError
+        from ..drivers.snmp.session import v3_from_options
+
+        if snmp_version != "v3":
+            sys.stderr.write("nutbridge scan: -l/-u/-w/-W/-x/-X are SNMPv3 options, not for "
+                             f"--snmp-version {snmp_version}\n")
+            return 2
+        try:
+            v3_from_options(v3)
+        except ConfigError as exc:  # names what is wrong, never echoes a password
+            sys.stderr.write(f"nutbridge scan: {exc}\n")
+            return 2
     found: list[model.Found] = []
     rc = 0
     if usb_wanted:
@@ -141,8 +165,8 @@ def run(argv: list[str], *, usb_backend: object | None = None,
         say(f"Scanning SNMP bus on {len(hosts)} address(es).")
         try:
             found += asyncio.run(scan_snmp([(h, p) for h in hosts for p in snmp_ports],
-                                           community=args.community, version=args.snmp_version,
-                                           timeout=args.timeout, concurrency=concurrency))
+                                           community=args.community, version=snmp_version,
+                                           timeout=args.timeout, concurrency=concurrency, v3=v3))
         except ImportError as exc:
             sys.stderr.write(f"nutbridge scan: SNMP scan needs pysnmp: {exc}\n")
             rc = 1
