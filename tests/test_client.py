@@ -34,7 +34,8 @@ from nutbridge.client import (
 from nutbridge.client.push import subscribe
 from tests.support import realnut
 from tests.support.proxy import LoggingProxy
-from tests.test_tools_interop import DDL, DEVICES
+
+DDL, DEVICES = realnut.DDL_DIR, realnut.DDL_SAMPLES
 
 pytestmark = pytest.mark.interop
 

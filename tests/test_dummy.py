@@ -32,7 +32,7 @@ from nutbridge.protocol.wire import quote
 from nutbridge.state import Device, DriverState
 from tests.support import realnut
 
-DDL = Path(os.environ.get("NUTBRIDGE_DDL", Path(__file__).resolve().parents[2] / "shared/data/ddl"))
+DDL = realnut.DDL_DIR
 
 
 def make(tmp_path: Path, text: str | bytes, name: str = "u.dev", **opts: str) -> DummyUPS:

@@ -10,10 +10,8 @@ raises HIDParseError.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +24,7 @@ from tests.support import hidbuild as hb
 from tests.support import realnut
 from tests.support.hidbuild import FieldSpec, build, pack_report
 
-DDL = Path(os.environ.get("NUTBRIDGE_DDL", Path(__file__).resolve().parents[2] / "shared/data/ddl"))
+DDL = realnut.DDL_DIR
 BK650 = DDL / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 
 _BASE = settings(deadline=None, derandomize=True, database=None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +21,7 @@ from nutbridge.simulation.usbdump import (
 )
 from tests.support import realnut
 
-DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddl"
+DDL = realnut.DDL_DIR
 BK650 = DDL / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 X750 = DDL / "APC" / "APC__Smart-UPS_X_750__usbhid-ups__2.7.4__01.dev"
 

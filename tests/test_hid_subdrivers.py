@@ -37,7 +37,7 @@ from tests.support import ddl_coverage, realnut
 from tests.support.hidbuild import UNIT_HERTZ, UNIT_SECOND, UNIT_VOLT, FieldSpec, build, pack_report
 
 REPO = Path(__file__).resolve().parents[1]
-DDL = REPO.parent / "shared" / "data" / "ddl"
+DDL = realnut.DDL_DIR
 
 PS = "UPS.PowerSummary"
 PST = "UPS.PowerSummary.PresentStatus"

@@ -11,10 +11,8 @@ one dump with a descriptor and report bytes, for the published values.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -39,7 +37,7 @@ from tests.support.hidbuild import (
     pack_report,
 )
 
-DDL = Path(os.environ.get("NUTBRIDGE_DDL", Path(__file__).resolve().parents[2] / "shared/data/ddl"))
+DDL = realnut.DDL_DIR
 BK650 = DDL / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 
 PS = "UPS.PowerSummary"

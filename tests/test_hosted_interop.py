@@ -65,7 +65,6 @@ from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.simulation.pty import PtyDevice
 from tests.support import hosting, realnut, serialsim, snmpsim
 from tests.support.hosting import HostedConfig, Session
-from tests.test_dummy import DDL
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -95,6 +94,7 @@ def assert_hosts(bridge: realnut.BridgeProcess, drivers: dict[str, str]) -> None
 
 #: UPSes per C upsd and per bridge: the corpus in a few batches
 BATCH = 92
+DDL = realnut.DDL_DIR
 DDL_FILES = realnut.ddl_files(DDL)  # as tests/test_dummy.py: every dump, C dummy-ups reads them all
 DDL_BATCHES = math.ceil(len(DDL_FILES) / BATCH)
 

@@ -23,16 +23,13 @@ driver.version) as in test_upsd_differential.py, and each side's file path.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import realnut
-from tests.support.realnut import BridgeProcess, NutConfig
+from tests.support.realnut import BridgeProcess, NutConfig, ask, private_run, until
 
 pytestmark = pytest.mark.interop
 
@@ -108,34 +105,6 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
         yield p
 
 
-def ask(port: int, *lines: str) -> str:
-    """Pipeline request lines on one connection; read one answer per line (a whole
-    BEGIN ... END block for LIST)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s, s.makefile("rb") as f:
-        s.sendall("".join(line + "\n" for line in lines).encode())
-        out = []
-        for _ in lines:
-            line = f.readline()
-            out.append(line)
-            if line.startswith(b"BEGIN LIST "):
-                end = b"END " + line[len(b"BEGIN "):]
-                while line and line != end:
-                    line = f.readline()
-                    out.append(line)
-        return b"".join(out).decode()
-
-
-def until(what: str, fn: Callable[[], object], timeout: float = 10.0, step: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-
-
 def set_var(port: int, var: str, value: str, ups: str = "ups") -> None:
     """SET VAR as admin (both dummy-ups accept it on every variable), then wait until
     upsd serves the new value: the OK comes before the driver applies it."""
@@ -182,26 +151,6 @@ def write_upsmon_conf(d: Path, port: int) -> Path:
     ]) + "\n")
     conf.chmod(0o600)
     return conf
-
-
-@functools.cache
-def _can_unshare() -> bool:
-    unshare = shutil.which("unshare")
-    if os.geteuid() != 0 or not unshare:
-        return False
-    # fails in a chroot whose / is no mount point (the sid root): NUT_PIDPATH does there
-    return subprocess.run([unshare, "--mount", "--propagation", "private", "true"],
-                          capture_output=True).returncode == 0
-
-
-def private_run(argv: list[str]) -> list[str]:
-    """upsmon 2.8.0 keeps its PID file in the compiled-in /run/nut (2.8.5 honours
-    NUT_PIDPATH) and refuses to start while that file names a live process, which a
-    concurrent test's upsmon would be: give it a private, empty /run when we can."""
-    if not _can_unshare():
-        return argv
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'mount -t tmpfs nutbridge-test /run && mkdir /run/nut && exec "$@"', "sh", *argv]
 
 
 def notify_lines(d: Path) -> list[str]:

@@ -30,8 +30,7 @@ import pytest
 from nutbridge.history import read_file
 from tests.conftest import BridgeServer
 from tests.support import realnut
-from tests.support.realnut import REPO, NutConfig
-from tests.test_interop_clients import ask, private_run, until
+from tests.support.realnut import REPO, NutConfig, ask, private_run, until
 
 pytestmark = pytest.mark.interop
 

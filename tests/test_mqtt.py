@@ -24,17 +24,9 @@ import pytest
 from nutbridge.mqtt import discovery as d
 from nutbridge.state import Device
 from tests.support import realnut
-from tests.support.mosquitto import Mosquitto, mosquitto
+from tests.support.mosquitto import ACCOUNT_USERS, Mosquitto, identity, mosquitto
 from tests.support.realnut import BridgeProcess, NutConfig
 
-ACCOUNT_USERS = """\
-[mqtt]
-    password = mq77-secret
-    instcmds = outlet.1.load.off
-    instcmds = outlet.1.load.on
-    instcmds = test.battery.start.quick
-    actions = SET
-"""
 BROKER_USER, BROKER_PASSWORD = "bridge", "br0ker-pw-XYZ"
 
 
@@ -135,21 +127,6 @@ def bridge_config(root: Path, broker: Mosquitto, *, account: bool = True, extra:
         lines.append("MQTT_ACCOUNT mqtt")
     cfg.upsd_extra = "\n".join(lines) + "\n" + extra
     return cfg
-
-
-def server_id(cfg: NutConfig) -> str:
-    """The bridge's id (read from its state directory, as zeroconf's TXT ``id`` is)."""
-    deadline = time.monotonic() + 10  # written when the bridge first needs it
-    while time.monotonic() < deadline:
-        for p in (cfg.run / "nut-bridge" / "server-id", cfg.root / "state" / "server-id"):
-            if p.exists() and len(text := p.read_text().strip()) == 32:
-                return text
-        time.sleep(0.05)
-    raise AssertionError(f"no server-id under {cfg.root}")
-
-
-def identity(cfg: NutConfig) -> d.BridgeIdentity:
-    return d.BridgeIdentity(server_id(cfg), "")
 
 
 def upsd(cfg: NutConfig, *lines: str) -> str:

@@ -36,10 +36,10 @@ from nutbridge.simulation.fakeusb import FakeHidDevice
 from nutbridge.simulation.megatec import MegatecSimulator
 from nutbridge.simulation.model import Params, SimUPS
 from nutbridge.state import Device
-from tests.support import serialsim
+from tests.support import realnut, serialsim
 from tests.support.serialsim import OUTAGE
 
-DDL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ddl"
+DDL = realnut.DDL_DIR
 FUZZ = settings(deadline=None, derandomize=True, database=None, max_examples=300)
 FAST = 0.02  # USB exchange timeouts: 20 ms instead of NUT's 1 s
 

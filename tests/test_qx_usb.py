@@ -50,7 +50,7 @@ from tests.support import realnut
 from tests.support.serialsim import OUTAGE
 
 REPO = Path(__file__).resolve().parent.parent
-DDL = REPO.parent / "shared" / "data" / "ddl"
+DDL = realnut.DDL_DIR
 FAST = 0.02  # exchange timeouts: 20 ms instead of NUT's 1 s
 LOGIN = ("USERNAME admin", "PASSWORD s3cr3t")
 

@@ -31,16 +31,8 @@ from tests.support import realnut
 
 pytestmark = pytest.mark.interop
 
-DDL = Path("/work/shared/data/ddl")
-if not DDL.is_dir():  # CI clones main with shared/ beside it
-    DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddl"
-DEVICES = {
-    "apc": "APC/APC__Smart-UPS_SMT3000RMI2U__usbhid-ups__2.7.2__01.dev",
-    "eaton": "Eaton/Eaton__5PX_2000__usbhid-ups__2.7.4__01.dev",
-    "walker": "PowerWalker/PowerWalker__VFI_1000_CG_PF1__nutdrv_qx__2.7.4__01.dev",
-    "mge": "MGE_UPS_SYSTEMS/MGE_UPS_SYSTEMS__Pulsar_Ellipse_Premium_800__mge-shut__2.6.1__01.dev",
-    "tripp": "Tripp_Lite/Tripp_Lite__SMART1000LCD__usbhid-ups__2.4.3__02.dev",
-}
+DDL = realnut.DDL_DIR
+DEVICES = realnut.DDL_SAMPLES
 BANNER = re.compile(rb"^Network UPS Tools .*$", re.M)
 # NUT 2.8.5's dummy-ups flips driver.state between "quiet" and "updateinfo".
 VOLATILE = re.compile(rb"(driver\.state\W+)[a-z.]+")

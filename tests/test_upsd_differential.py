@@ -29,7 +29,7 @@ from nutbridge.server.core import NUT_COMPAT
 from tests.support import realnut
 from tests.support.realnut import NutConfig, converse
 
-DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddl"
+DDL = realnut.DDL_DIR
 BATCH = 64
 
 pytestmark = pytest.mark.interop

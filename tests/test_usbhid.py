@@ -49,7 +49,7 @@ from tests.support.hidbuild import FieldSpec, build, pack_report
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
-DDL = REPO.parent / "shared" / "data" / "ddl"
+DDL = realnut.DDL_DIR
 BK650 = DDL / "APC" / "APC__Back-UPS_BK650M2-CH__usbhid-ups__2.8.0__01.dev"
 X750 = DDL / "APC" / "APC__Smart-UPS_X_750__usbhid-ups__2.7.4__01.dev"
 LOGIN = ("USERNAME admin", "PASSWORD s3cr3t")

@@ -23,8 +23,7 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from nutbridge.mqtt import discovery as d
-from tests.support.mosquitto import Mosquitto
-from tests.test_mqtt import ACCOUNT_USERS, identity
+from tests.support.mosquitto import ACCOUNT_USERS, Mosquitto, identity
 
 from .conftest import Bridge, instcmd, running_bridge, state_of, wait_for, wait_var
 

@@ -2,7 +2,8 @@
 
 ``Mosquitto(root, users={...}, tls=(cert, key)).start()`` (or the :func:`mosquitto` context
 manager); restartable on the same port. With ``users`` it uses a password file and refuses
-anonymous clients. Used by tests/test_mqtt.py, tests/test_app.py and tests_ha.
+anonymous clients. Used by tests/test_mqtt.py, tests/test_app.py and tests_ha, with the
+bridge side they share: the upsd.users account MQTT commands run as, and a bridge's identity.
 """
 
 from __future__ import annotations
@@ -10,13 +11,27 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nutbridge.mqtt import discovery as d
+
 from . import realnut
+from .realnut import NutConfig
+
+#: the upsd.users account the MQTT tests map commands to (MQTT_ACCOUNT mqtt)
+ACCOUNT_USERS = """\
+[mqtt]
+    password = mq77-secret
+    instcmds = outlet.1.load.off
+    instcmds = outlet.1.load.on
+    instcmds = test.battery.start.quick
+    actions = SET
+"""
 
 
 def mosquitto_exe() -> str:
@@ -90,3 +105,18 @@ def mosquitto(root: Path, **kw: Any) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+def server_id(cfg: NutConfig) -> str:
+    """The bridge's id (read from its state directory, as zeroconf's TXT ``id`` is)."""
+    deadline = time.monotonic() + 10  # written when the bridge first needs it
+    while time.monotonic() < deadline:
+        for p in (cfg.run / "nut-bridge" / "server-id", cfg.root / "state" / "server-id"):
+            if p.exists() and len(text := p.read_text().strip()) == 32:
+                return text
+        time.sleep(0.05)
+    raise AssertionError(f"no server-id under {cfg.root}")
+
+
+def identity(cfg: NutConfig) -> d.BridgeIdentity:
+    return d.BridgeIdentity(server_id(cfg), "")

@@ -21,6 +21,7 @@ on any skip that is not on the allow-list of tests/support/skip_policy.py.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,54 @@ def query(port: int, *lines: str, host: str = "127.0.0.1", timeout: float = 5.0)
             s.sendall(line.encode() + b"\n")
             out += _read_quiet(s)
         return out
+
+
+def ask(port: int, *lines: str) -> str:
+    """Pipeline request lines on one connection; read one answer per line (a whole
+    BEGIN ... END block for LIST)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s, s.makefile("rb") as f:
+        s.sendall("".join(line + "\n" for line in lines).encode())
+        out = []
+        for _ in lines:
+            line = f.readline()
+            out.append(line)
+            if line.startswith(b"BEGIN LIST "):
+                end = b"END " + line[len(b"BEGIN "):]
+                while line and line != end:
+                    line = f.readline()
+                    out.append(line)
+        return b"".join(out).decode()
+
+
+def until(what: str, fn: Callable[[], object], timeout: float = 10.0, step: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+@functools.cache
+def _can_unshare() -> bool:
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare:
+        return False
+    # fails in a chroot whose / is no mount point (the sid root): NUT_PIDPATH does there
+    return subprocess.run([unshare, "--mount", "--propagation", "private", "true"],
+                          capture_output=True).returncode == 0
+
+
+def private_run(argv: list[str]) -> list[str]:
+    """upsmon 2.8.0 keeps its PID file in the compiled-in /run/nut (2.8.5 honours
+    NUT_PIDPATH) and refuses to start while that file names a live process, which a
+    concurrent test's upsmon would be: give it a private, empty /run when we can."""
+    if not _can_unshare():
+        return argv
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs nutbridge-test /run && mkdir /run/nut && exec "$@"', "sh", *argv]
 
 
 def ask_line(port: int, request: bytes, host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
@@ -485,7 +534,17 @@ class BridgeProcess(ChildProcess):
 
 # ---- the NUT DDL corpus (../shared/data/ddl): device dumps for dummy-ups ------------------
 
-DDL_DIR = REPO.parent / "shared" / "data" / "ddl"
+#: NUT's Device Dump Library (../shared/data/ddl beside the repository; NUTBRIDGE_DDL elsewhere)
+DDL_DIR = Path(os.environ.get("NUTBRIDGE_DDL") or REPO.parent / "shared" / "data" / "ddl")
+
+#: a few DDL dumps of different vendors and drivers, by a short name (tools and client tests)
+DDL_SAMPLES = {
+    "apc": "APC/APC__Smart-UPS_SMT3000RMI2U__usbhid-ups__2.7.2__01.dev",
+    "eaton": "Eaton/Eaton__5PX_2000__usbhid-ups__2.7.4__01.dev",
+    "walker": "PowerWalker/PowerWalker__VFI_1000_CG_PF1__nutdrv_qx__2.7.4__01.dev",
+    "mge": "MGE_UPS_SYSTEMS/MGE_UPS_SYSTEMS__Pulsar_Ellipse_Premium_800__mge-shut__2.6.1__01.dev",
+    "tripp": "Tripp_Lite/Tripp_Lite__SMART1000LCD__usbhid-ups__2.4.3__02.dev",
+}
 
 
 def ddl_files(root: Path = DDL_DIR) -> list[Path]:
