@@ -76,6 +76,7 @@ help:
 	@echo "make bench-ha [BENCH_ARGS=--quick] HA push latency, command to state -> docs/benchmarks.md (runs in sid if Python < 3.14.2)"
 	@echo "make bench-network [BENCH_ARGS=--quick] snmp-ups / powerman-pdu agent restart, bridge vs C -> docs/benchmarks.md"
 	@echo "make bench-hosting [BENCH_ARGS=--quick] NUT's C drivers hosted by the bridge vs the C upsd: CPU/RSS, latency, restart -> docs/benchmarks.md"
+	@echo "make bench-hostile-driver [BENCH_ARGS=--quick] a flooding/garbage/stalling driver beside a good one, bridge vs C upsd -> docs/benchmarks.md"
 	@echo "make screenshots            docs/img/status-page*.png from a real bridge in headless Chromium"
 	@echo "make bench-scale [BENCH_ARGS=--quick] 1,000 UPSes: MQTT -> HA, Prometheus, vs the integration -> docs/benchmarks.md"
 	@echo "make bench-metrics          /metrics rendering cost for 1,000 UPSes vs prometheus_client -> docs/benchmarks.md"
@@ -268,6 +269,12 @@ bench-network: $(STAMP_TEST)
 .PHONY: bench-hosting
 bench-hosting: $(STAMP_TEST)
 	$(VPY) benchmarks/hosting.py $(BENCH_ARGS)
+
+# One misbehaving driver on the driver socket beside NUT's C dummy-ups: what the good UPS's
+# clients and the server's CPU see, bridge beside the C upsd (docs/benchmarks.md "Hostile drivers")
+.PHONY: bench-hostile-driver
+bench-hostile-driver: $(STAMP_TEST)
+	$(VPY) benchmarks/hostile_driver.py $(BENCH_ARGS)
 
 # The status page's screenshots (docs/img/status-page*.png), taken by the browser test from a
 # real bridge in Debian's headless Chromium. Not part of `make test`.
