@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
 from benchmarks.hosting import children, cpu_ns, rss_kib  # noqa: E402
-from benchmarks.sections import code_version, write_section  # noqa: E402
+from benchmarks.sections import code_version, publish  # noqa: E402
 from tests.support import realnut  # noqa: E402
 from tests.support.hosting import HostedConfig  # noqa: E402
 
@@ -337,10 +337,8 @@ def main() -> int:
                 print(f"        good {r.right}/{r.wrong}/{r.timeouts}, p99 {_ms(_pct(r.latencies, 99))}, "
                       f"cpu {r.cpu:.0f} ms/s, bad: {r.bad_answer}", flush=True)
     argv = [os.path.relpath(sys.executable, REPO), "benchmarks/hostile_driver.py", *sys.argv[1:]]
-    text = report(runs, a, argv, started, time.monotonic() - t0, load)
-    print(text)
-    write_section(a.out, SECTION, text)
-    print(f"wrote the section {SECTION!r} of {a.out}")
+    publish(a.out, SECTION, report(runs, a, argv, started, time.monotonic() - t0, load), t0,
+            "hostile drivers")
     return 0
 
 
