@@ -14,13 +14,17 @@
   NOTIFYCMD running both programs;
 * robustness: kill -9 of the daemon (ours keeps the timer, NUT's loses it), a
   stale PIPEFN and LOCKFN, ten concurrent first calls (one daemon, every timer
-  fires once).
+  fires once);
+* the command line: the ``nutbridge`` script linked as ``upssched`` is upssched;
+  2.8.5's options (-h, -V, -l, -D and bad ones) answered as 2.8.5 answers them,
+  ``-l`` listing either daemon's timers with either client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,10 +38,23 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge import __version__
 from nutbridge.config.parser import ConfigError, parse_text
 from nutbridge.upssched.config import UpsschedConf, parse_entries
 from nutbridge.upssched.inprocess import InProcessUpssched, names_upssched
-from nutbridge.upssched.plan import Caller, Cancel, Execute, Start, Timers, actions_for, decode, encode
+from nutbridge.upssched.main import Options, parse_options
+from nutbridge.upssched.plan import (
+    Caller,
+    Cancel,
+    Execute,
+    ListTimers,
+    Start,
+    Timers,
+    actions_for,
+    decode,
+    encode,
+    parse_listing,
+)
 from tests.support import realnut
 from tests.support.realnut import BridgeProcess, NutConfig
 
@@ -100,7 +117,8 @@ def test_conf_error_exits_2_without_traceback(tmp_path: Path) -> None:
         "START-TIMER-SHARED, CANCEL-TIMER, CANCEL-TIMER-MATCHED, EXECUTE)\n"
     r = subprocess.run(OURS, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "bridge")},
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1 and r.stdout.startswith("Error: UPSNAME and NOTIFYTYPE must be set.")
+    assert r.returncode == 1 and r.stdout == "Error: environment variables UPSNAME and NOTIFYTYPE must be " \
+        "set.\nThis program should only be run from upsmon(8).\n"  # 2.8.5's words
 
 
 def test_notifycmd_naming_upssched() -> None:
@@ -472,10 +490,8 @@ AT FSD * EXECUTE fsd
 @pytest.mark.parametrize("monitor", ["upsmon", "nutbridge-monitor"])
 def test_real_monitor_drives_both(tmp_path: Path, monitor: str) -> None:
     """NUT's upsmon (and our monitor) with a NOTIFYCMD running both upsscheds."""
-    from tests.test_interop_clients import private_run
-
     if monitor == "upsmon":
-        argv = private_run([realnut.require_daemon("upsmon"), "-F"])
+        argv = realnut.private_run([realnut.require_daemon("upsmon"), "-F"])
     else:
         argv = [sys.executable, "-m", "nutbridge", "monitor", "--config-dir", str(tmp_path / "upsmon"),
                 "--state-dir", str(tmp_path / "upsmon")]
@@ -590,3 +606,269 @@ def test_our_monitor_runs_upssched_in_process(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+# ---- the command line: a link named upssched, 2.8.5's options ------------------------------
+
+def test_options_parse_as_getopt_plus_dvhl() -> None:
+    """Options end at the first other argument, which is the message (NOTIFYMSG)."""
+    assert parse_options(["UPS ups@h on battery"], "upssched") == Options(message="UPS ups@h on battery")
+    assert parse_options(["-D", "-lD", "msg", "-Z"], "upssched") == Options(2, True, "msg")
+    # 2.8.5 counts option letters to find the message: after -DD or -- it loses or misreads it
+    assert parse_options(["-DD", "msg"], "upssched") == Options(2, False, "msg")
+    assert parse_options(["--", "-msg"], "upssched") == Options(message="-msg")
+    assert parse_options(["-", "x"], "upssched") == Options(message="-")
+    assert parse_options([], "upssched") == Options()
+
+
+def test_list_timers_wire_and_format() -> None:
+    c = Caller("ONLINE", "ups@h", "m")
+    assert encode(ListTimers(), c) == b'LIST-TIMERS "" "" "ONLINE" "ups@h" "m"\n'  # as 2.8.5's client
+    assert decode(("LIST-TIMERS", "", "", "", "", "")) == (ListTimers(), Caller())
+    t = Timers()
+    t.start(Start("a", 30), Caller("ONBATT", "u1@h", "msg 1"), 0.0, 1000.7)
+    t.start(Start("s", 1_209_600, shared=True), Caller("ONBATT", "u1@h", "msg 1"), 0.0, 1000.7)
+    t.start(Start("s", 5, shared=True), Caller("LOWBATT", "u2@h", "msg 2"), 0.0, 1001.2)
+    t.start(Start("old", 3), Caller(), 0.0, 1000.2)  # from a 2.8.0 client: no caller values
+    answer = t.listing(1005.9)
+    # whole-second stamps as 2.8.5's (time() + seconds), the seconds left printed with %g
+    assert answer == (b"BEGIN LIST TIMERS\n"
+                      b"a\t1030\t25\tONBATT\tu1@h\tmsg 1\n"
+                      b"s\t1210600\t1.2096e+06\tONBATT,LOWBATT\tu1@h,u2@h\tmsg 1.\tmsg 2\n"
+                      b'old\t1003\t-2\t""\t""\t""\n'
+                      b"END LIST TIMERS\nOK\n")
+    assert parse_listing(answer) == answer[18:-19].decode()
+    assert parse_listing(Timers().listing(0.0)) == ""
+    for bad in (b"ERR UNKNOWN\n", answer[:-3], b"OK\n"):
+        assert parse_listing(bad) is None
+
+
+def console_script() -> Path:
+    """The ``nutbridge`` script pip installed beside this Python (an editable install)."""
+    script = Path(sys.executable).parent / "nutbridge"
+    realnut.require(f"the nutbridge console script at {script} (pip install -e .)", script.is_file())
+    return script
+
+
+def ours_link(tmp_path: Path) -> str:
+    """A symlink named upssched to the nutbridge script, as a user would put at /sbin/upssched."""
+    link = tmp_path / "bin" / "upssched"
+    link.parent.mkdir(exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(console_script())
+    return str(link)
+
+
+def run(argv: list[str], d: Path, **env: str) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("UPSNAME", "NOTIFYTYPE", "NUT_DEBUG_LEVEL")}
+    r = subprocess.run(argv, env={**clean, "NUT_CONFPATH": str(d), "PYTHONPATH": str(REPO / "bridge"), **env},
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout, r.stderr
+
+
+def stop_daemons(scheds: list[Sched]) -> None:
+    """End the daemons these tests started (theirs would otherwise idle on for 15 s)."""
+    for s in scheds:
+        pid = s.daemon_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+
+
+LINK_CONF = SIDE_CONF + "AT COMMBAD * EXECUTE commbad-now\nAT COMMBAD * START-TIMER commbad-later 1\n"
+
+
+def test_link_named_upssched_is_upssched(tmp_path: Path) -> None:
+    """A symlink or hard link called upssched to the nutbridge script is ``nutbridge upssched``
+    (before, it was nutbridge itself: "unknown command" for upsmon's message, exit 2)."""
+    hard = tmp_path / "hard" / "upssched"
+    hard.parent.mkdir()
+    shutil.copy2(console_script(), tmp_path / "hard" / "nutbridge")
+    os.link(tmp_path / "hard" / "nutbridge", hard)
+    scheds = [Sched.make(f"{kind} link", [path], tmp_path / f"{kind}-d", LINK_CONF)
+              for kind, path in (("sym", ours_link(tmp_path)), ("hard", str(hard)))]
+    try:
+        for s in scheds:
+            t = time.time()
+            s.call("COMMBAD")  # asserts exit 0
+            until(f"{s.name}: timer", lambda s=s: len(s.log()) == 2)  # type: ignore[misc]
+            assert [a for _, a in s.log()] == ["commbad-now", "commbad-later"], s.name
+            assert 0.9 <= s.log()[1][0] - t <= 2.5, (s.name, rel(s.log(), t))
+            assert s.env_log() == [f"commbad-now|{UPS}|COMMBAD|",
+                                   f"commbad-later|{UPS}|COMMBAD|COMMBAD {UPS}"], s.name
+            rc, out, err = run([s.argv[0], "-h"], s.d)
+            assert (rc, out.splitlines()[3], err) == (0, "Usage: upssched [OPTIONS] [NOTIFYMSG]", ""), s.name
+    finally:
+        stop_daemons(scheds)
+    # the script under its own name is still nutbridge
+    own = run([str(tmp_path / "hard" / "nutbridge"), "--version"], tmp_path)
+    assert own == (0, f"nutbridge {__version__}\n", "")
+
+
+HELP_285 = """\
+upssched: upsmon's scheduling helper for offset timers
+Practical behavior is managed by UPSNAME and NOTIFYTYPE envvars
+
+Usage: upssched [OPTIONS] [NOTIFYMSG]
+
+  -D\t\traise debugging level (NOTE: keeps reporting when daemonized)
+  -V\t\tdisplay the version of this software
+  -h\t\tdisplay this help
+  -l\t\tdisplay currently pending timers (if any)
+
+For more information please Read The Fine Manual ('man 8 upssched') and/or see
+\thttps://www.networkupstools.org/historic/v2.8.5/docs/man/upssched.html
+Also check documentation and samples of upsmon.conf
+"""
+NO_ENV_285 = ("Error: environment variables UPSNAME and NOTIFYTYPE must be set.\n"
+              "This program should only be run from upsmon(8).\n")
+NO_ENV_280 = "Error: UPSNAME and NOTIFYTYPE must be set.\nThis program should only be run from upsmon.\n"
+
+
+def bad_option(prog: str, c: str) -> str:
+    return f"{prog}: invalid option -- '{c}'\nError: unknown option -?. Try -h for help.\n"
+
+
+def test_options_as_nut_285(tmp_path: Path) -> None:
+    """Each of 2.8.5's options, bad ones and -l without a daemon: exit code, stdout and stderr
+    as observed from 2.8.5 (checked against it in sid), without UPSNAME/NOTIFYTYPE. -V is
+    the difference: 2.8.5 prints nothing, ours its version."""
+    ours, nut = ours_link(tmp_path), nut_upssched()
+    nopipe, nodaemon = tmp_path / "nopipe", tmp_path / "nodaemon"
+    nopipe.mkdir()
+    (nopipe / "upssched.conf").write_text("CMDSCRIPT /bin/true\n")
+    nodaemon.mkdir()
+    (nodaemon / "upssched.conf").write_text(f"CMDSCRIPT /bin/true\nPIPEFN {nodaemon}/p\nLOCKFN {nodaemon}/l\n"
+                                            "AT ONBATT * START-TIMER t 5\n")
+    banner = f"Network UPS Tools upssched (nutbridge {__version__}, NUT 2.8.5 compatible)\n"
+    cases: list[tuple[list[str], Path, tuple[int, str, str]]] = [
+        (["-h"], tmp_path, (0, HELP_285, "")),
+        (["-D", "-h", "-Z"], tmp_path, (0, HELP_285, "")),  # each letter acts in turn
+        (["-V"], tmp_path, (0, banner, "")),
+        (["-Z"], tmp_path, (1, "", bad_option("{prog}", "Z"))),
+        (["-Zh"], tmp_path, (1, "", bad_option("{prog}", "Z"))),
+        (["--help"], tmp_path, (1, "", bad_option("{prog}", "-"))),
+        (["-l"], nopipe, (1, "", "upssched.conf: invalid configuration for timer listing: lacks PIPEFN\n")),
+        (["-l", "msg"], nodaemon, (1, "", "upssched timer is not running\n")),
+        ([], tmp_path, (1, NO_ENV_285, "")),
+        (["msg", "-Z"], tmp_path, (1, NO_ENV_285, "")),  # options end at the message
+    ]
+    is_285 = nut_is_285()
+    for args, d, (rc, out, err) in cases:
+        assert run([ours, *args], d) == (rc, out, err.format(prog=ours)), args
+        got = run([nut, *args], d)
+        if not is_285:  # 2.8.0 has no options at all: every call wants upsmon's environment
+            assert got == (1, NO_ENV_280, ""), (args, got)
+        elif args == ["-V"]:  # its version report only prints at a debug level -V never reaches
+            assert got == (0, "", ""), got
+        else:
+            assert got == (rc, out, err.format(prog=nut)), (args, got)
+    # -l acts on no AT line: no daemon started, no timer (with upsmon's environment set)
+    env = {"UPSNAME": UPS, "NOTIFYTYPE": "ONBATT"}
+    assert run([ours, "-l"], nodaemon, **env) == (1, "", "upssched timer is not running\n")
+    assert not (nodaemon / "p").exists()
+
+
+LIST_CONF = """\
+CMDSCRIPT {d}/cmd.sh
+PIPEFN {d}/upssched.pipe
+LOCKFN {d}/upssched.lock
+AT ONBATT * START-TIMER onbatt 30
+AT ONBATT * START-TIMER-SHARED shared 40
+AT ONLINE * CANCEL-TIMER onbatt
+"""
+
+
+def test_list_timers_of_either_daemon(tmp_path: Path) -> None:
+    """``upssched -l``: ours and NUT 2.8.5's client list ours and 2.8.5's daemon alike
+    (2.8.0's daemon does not know LIST-TIMERS: ours says so and exits 1)."""
+    ours_exe, nut_exe = ours_link(tmp_path), nut_upssched()
+    scheds = [Sched.make("ours", [ours_exe], tmp_path / "ours", LIST_CONF),
+              Sched.make("nut", [nut_exe], tmp_path / "nut", LIST_CONF)]
+    is_285 = nut_is_285()
+    clients = [ours_exe, nut_exe] if is_285 else [ours_exe]
+    msg = MESSAGES["ONBATT"]
+
+    def check(daemon: Sched, expected: list[tuple[str, int, str, str, str]], start: float) -> None:
+        for client in clients:
+            before = time.time()
+            rc, out, err = run([client, "-l"], daemon.d)
+            after = time.time()
+            assert (rc, err) == (0, ""), (client, daemon.name, rc, err)
+            rows = [ln.split("\t", 5) for ln in out.splitlines()]
+            assert [(n, t, u, m) for n, _, _, t, u, m in rows] == [(e[0], *e[2:]) for e in expected], out
+            for (_, due, left, *_), (name, secs, *_) in zip(rows, expected, strict=True):
+                # a timer's due time is the second it was started plus its seconds (whole seconds)
+                assert int(start) + secs <= int(due) <= int(start) + secs + 1, (client, name, due, start)
+                assert int(due) - int(after) <= int(left) <= int(due) - int(before), (client, name, left)
+
+    try:
+        t0 = int(time.time()) + 1.1
+        at_second(t0, 0)
+        call_all(scheds, "ONBATT", "a@h")
+        call_all(scheds, "ONBATT", "b@h")
+        both_started: list[tuple[str, int, str, str, str]] = [
+            ("onbatt", 30, "ONBATT", "a@h", msg), ("shared", 40, "ONBATT", "a@h,b@h", msg),
+            ("onbatt", 30, "ONBATT", "b@h", msg)]
+        check(scheds[0], both_started, t0)
+        if is_285:
+            check(scheds[1], both_started, t0)
+        else:
+            rc, out, err = run([ours_exe, "-l"], scheds[1].d)
+            assert (rc, out, err) == (1, "", "Unable to connect to daemon or connection was broken during "
+                                             "listing\n")
+        scheds[0].call("ONLINE")  # cancels both "onbatt" timers
+        check(scheds[0], [("shared", 40, "ONBATT", "a@h,b@h", msg)], t0)
+    finally:
+        stop_daemons(scheds)
+
+
+DEBUG_CONF = """\
+CMDSCRIPT {d}/cmd.sh
+PIPEFN {d}/upssched.pipe
+LOCKFN {d}/upssched.lock
+AT ONBATT * START-TIMER onbatt 1
+"""
+STAMP = r"\s*\d+\.\d{6}\t"
+
+
+def test_debug_reports_on_stderr_like_nut_285(tmp_path: Path) -> None:
+    """-D, NUT_DEBUG_LEVEL and DEBUG_MIN: what happens goes to stderr, stamped as 2.8.5's,
+    and the daemon the call starts keeps writing there; without them stderr stays empty."""
+    progs = [("ours", ours_link(tmp_path))] + ([("nut", nut_upssched())] if nut_is_285() else [])
+    variants: list[tuple[str, list[str], dict[str, str], str]] = [
+        ("D", ["-D"], {}, ""), ("env", [], {"NUT_DEBUG_LEVEL": "1"}, ""),
+        ("min", [], {}, "DEBUG_MIN 1\n"), ("quiet", [], {}, "")]
+    runs: list[tuple[str, str, Sched]] = []
+    for name, exe in progs:
+        for variant, args, env, conf in variants:
+            s = Sched.make(f"{name} {variant}", [exe, *args], tmp_path / f"{name}-{variant}",
+                           conf + DEBUG_CONF)
+            with open(s.d / "stderr", "wb") as err:  # a file: the daemon may keep it open
+                r = subprocess.run([*s.argv, "the message"], env={**_env(s.d, "ONBATT"), **env},
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                   timeout=30)
+            assert r.returncode == 0, (s.name, (s.d / "stderr").read_text())
+            runs.append((name, variant, s))
+    try:
+        for _, _, s in runs:
+            until(f"{s.name}: timer", lambda s=s: s.log())  # type: ignore[misc]
+        for _, variant, s in runs:
+            text = (s.d / "stderr").read_text()
+            if variant == "quiet":
+                assert text == "", (s.name, text)
+                continue
+            lines = text.splitlines()
+            if variant == "env":  # said before any stamp, as 2.8.5 does
+                assert lines.pop(0) == "Defaulting debug verbosity to NUT_DEBUG_LEVEL=1 since none was " \
+                    "requested by command-line options", (s.name, text)
+            assert all(re.match(STAMP, ln) for ln in lines), (s.name, text)
+            wanted = [r"Timer daemon started$", r"New timer: onbatt\b"]  # the daemon's, on this stderr
+            if variant == "min":
+                wanted.append(r"\[D1(:cli)?\] Applying debug_min=1 from upssched.conf$")
+            else:  # DEBUG_MIN is read with the file, after these
+                wanted += [rf"\[D1\] Handling NOTIFYTYPE='ONBATT' for UPSNAME='{re.escape(UPS)}'$",
+                           r"\[D1\] Got a NOTIFYMSG from command line: the message$"]
+            for w in wanted:
+                assert any(re.match(STAMP + w, ln) for ln in lines), (s.name, w, text)
+    finally:
+        stop_daemons([s for _, _, s in runs])

@@ -6,7 +6,9 @@ exit codes); likewise upscmd, upsrw and upslog.
 Run under the name of a driver the bridge implements natively (a link or copy named
 ``dummy-ups``, ``nutdrv_qx``, ``usbhid-ups``... pointing at the ``nutbridge`` script, put in
 NUT's ``driverpath``), the program is that driver: ``dummy-ups -a ups`` is
-``nutbridge driver --name dummy-ups -a ups`` (docs/driver-process.md).
+``nutbridge driver --name dummy-ups -a ups`` (docs/driver-process.md). Likewise a link
+named ``upssched`` is ``nutbridge upssched``, so upsmon's NOTIFYCMD can name it where
+NUT's /sbin/upssched would be (docs/upssched.md).
 """
 
 from __future__ import annotations
@@ -73,7 +75,15 @@ def driver_name(argv0: str) -> str | None:
     return name if is_native(name) else None
 
 
+#: NUT programs the ``nutbridge`` script is when run under their name (a link or copy)
+LINKED_TOOLS = {"upssched": "nutbridge.upssched.main"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    # checked before the drivers: upssched runs at each notification, the driver registry is not needed
+    if argv is None and sys.argv and (linked := LINKED_TOOLS.get(os.path.basename(sys.argv[0]))):
+        rc: int = importlib.import_module(linked).main(sys.argv[1:], argv0=sys.argv[0])
+        return rc
     if argv is None and sys.argv and (name := driver_name(sys.argv[0])) is not None:
         from .driver_main import main as driver_main
 
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"nutbridge: '{args[0]}' is not available in this version\n")
             return 2
         raise
-    rc: int = module.main(args[1:])
+    rc = module.main(args[1:])
     return rc
 
 

@@ -48,6 +48,7 @@ class UpsschedConf:
     cmdscript: str = ""
     pipefn: str = ""
     lockfn: str = ""
+    debug_min: int = 0  # DEBUG_MIN (2.8.5): the least debug level, as if given that many -D
     rules: list[AtRule] = field(default_factory=list)
 
 
@@ -95,9 +96,10 @@ def parse_entries(entries: list[Entry], path: Path) -> UpsschedConf:
             if missing:  # upstream: fatal, "CMDSCRIPT must be set before any ATs in the config file!"
                 raise e.error(path, f"{', '.join(missing)} must be set before any AT line")
             conf.rules.append(_at_rule(path, e))
-        elif key == "DEBUG_MIN":  # NUT 2.8.5: a debug level; ours logs to syslog as it is
+        elif key == "DEBUG_MIN":  # NUT 2.8.5
             if len(e.words) != 2 or not e.words[1].isdigit():
                 raise e.error(path, "DEBUG_MIN needs a number")
+            conf.debug_min = int(e.words[1])
         else:
             log.warning("%s:%d: unknown keyword %s ignored", path, e.line, key)
     return conf

@@ -22,6 +22,12 @@ does, with the UPSNAME/NOTIFYTYPE/NOTIFYMSG of the calls that started the timer
 client. The timers are written to ``PIPEFN.timers`` on each change, so a daemon
 killed with -9 loses nothing: the next call's daemon takes them over (upstream's
 are gone with the process). It exits, removing PIPEFN, after 15 s without timers.
+
+Options are NUT 2.8.5's (``-D``, ``-V``, ``-h``, ``-l``), parsed as its getopt
+``+DVhl`` does: they stop at the first other argument, which is upsmon's message.
+``-l`` asks the daemon for its timers (``LIST-TIMERS``) and prints them as 2.8.5 does;
+``-D`` (and ``NUT_DEBUG_LEVEL``, ``DEBUG_MIN``) prints what happens on stderr, which
+a daemon started then keeps, as 2.8.5's does.
 """
 
 from __future__ import annotations
@@ -37,11 +43,26 @@ import subprocess
 import sys
 import syslog
 import time
+from dataclasses import dataclass
 
+from .. import __version__
 from ..config.parser import ConfigError
 from ..protocol.tokenizer import Line, Tokenizer
 from .config import UpsschedConf, confpath, parse_upssched_conf
-from .plan import Caller, Cancel, Execute, Start, Timers, actions_for, decode, encode, needs_daemon
+from .plan import (
+    Action,
+    Caller,
+    Cancel,
+    Execute,
+    ListTimers,
+    Start,
+    Timers,
+    actions_for,
+    decode,
+    encode,
+    needs_daemon,
+    parse_listing,
+)
 
 MAX_TRIES = 30  # as upstream: 30 rounds of 250 ms before giving up
 RETRY_SLEEP = 0.25
@@ -52,19 +73,49 @@ MAX_LINE = 1024  # a client sending more without a newline is dropped
 MAX_CLIENTS = 64
 CLIENT_TIMEOUT = 10.0  # a connection is dropped this long after it was accepted
 
-USAGE = """\
-usage: nutbridge upssched [MESSAGE]
+NUT_RELEASE = "2.8.5"  # whose upssched this one is (options, messages, -l format)
+# 2.8.5's "upssched -h", byte for byte ({prog}: the name it runs under)
+HELP = """\
+upssched: upsmon's scheduling helper for offset timers
+Practical behavior is managed by UPSNAME and NOTIFYTYPE envvars
 
-NUT's upssched: set as upsmon's NOTIFYCMD. Reads NOTIFYTYPE and UPSNAME from the
-environment and $NUT_CONFPATH/upssched.conf (default /etc/nut), then starts or
-cancels timers in the timer daemon or runs CMDSCRIPT, as its AT lines say. The
-argument (upsmon's message) is ignored. See docs/upssched.md.
+Usage: {prog} [OPTIONS] [NOTIFYMSG]
+
+  -D\t\traise debugging level (NOTE: keeps reporting when daemonized)
+  -V\t\tdisplay the version of this software
+  -h\t\tdisplay this help
+  -l\t\tdisplay currently pending timers (if any)
+
+For more information please Read The Fine Manual ('man 8 upssched') and/or see
+\thttps://www.networkupstools.org/historic/v2.8.5/docs/man/upssched.html
+Also check documentation and samples of upsmon.conf
 """
+
+
+class _Debug:
+    """The debug level (-D, NUT_DEBUG_LEVEL, DEBUG_MIN) and the start time of the
+    ``seconds.micros<TAB>`` stamps, which a forked daemon carries on as 2.8.5's does."""
+
+    level = 0
+    started = time.monotonic()
+
+
+def _stderr(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # a closed or full stderr never stops us
+        sys.stderr.write(f"{time.monotonic() - _Debug.started:11.6f}\t{text}\n")
+        sys.stderr.flush()
+
+
+def debug(level: int, text: str) -> None:
+    if _Debug.level >= level:
+        _stderr(f"[D{level}] {text}")
 
 
 def _log(prio: int, text: str) -> None:
     syslog.openlog("upssched", syslog.LOG_PID, syslog.LOG_DAEMON)
     syslog.syslog(prio, text)
+    if _Debug.level > 0:  # 2.8.5 then also writes its log lines to stderr
+        _stderr(text)
 
 
 def state_file(conf: UpsschedConf) -> str:
@@ -108,13 +159,16 @@ def _connect(path: str) -> socket.socket | None:
 
 def _exchange(s: socket.socket, request: bytes) -> bool:
     """Send one request, True on the daemon's OK."""
+    debug(2, f"sending {request!r}")
     with s:
         try:
             s.settimeout(REPLY_TIMEOUT)
             s.sendall(request)
             reply = s.recv(256)
-        except OSError:
+        except OSError as exc:
+            debug(2, f"no answer: {exc}")
             return False
+    debug(2, f"answer {reply!r}")
     return reply.startswith(b"OK")
 
 
@@ -175,8 +229,10 @@ def _start_daemon(conf: UpsschedConf, lock_fd: int) -> None:
         if os.fork():
             os._exit(0)
         null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
+        # with -D the daemon keeps reporting on the caller's stderr, as 2.8.5's does
+        for fd in (0, 1) if _Debug.level else (0, 1, 2):
             os.dup2(null, fd)
+        debug(1, f"Keeping stderr open due to debug verbosity {_Debug.level}")
         # keep nothing else of the caller's (upsmon's sockets or pipes) for the daemon's life
         syslog.closelog()  # its socket is among them: never let libc write to a reused number
         lfd = listener.fileno()
@@ -224,28 +280,137 @@ def _send(conf: UpsschedConf, request: bytes, needed: bool) -> bool:
     return False
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] in (["-h"], ["--help"]):
-        sys.stdout.write(USAGE)
-        return 0
-    upsname, ntype = os.environ.get("UPSNAME"), os.environ.get("NOTIFYTYPE")
-    if upsname is None or ntype is None:
-        print("Error: UPSNAME and NOTIFYTYPE must be set.\nThis program should only be run from upsmon.")
+@dataclass
+class Options:
+    debug: int = 0  # how many -D
+    list_timers: bool = False  # -l
+    message: str = ""  # upsmon's message, the first argument after the options
+
+
+def parse_options(argv: list[str], argv0: str) -> Options | int:
+    """2.8.5's options, or the exit code once -h, -V or a bad option has been answered.
+
+    As its getopt ``+DVhl``: options end at the first other argument (or ``--``), each
+    letter acts in turn (``-Dh`` helps, ``-Zh`` fails on Z) and a bad one is named by
+    glibc's line and 2.8.5's own. The message is the argument after the options: 2.8.5
+    counts option letters instead, so after ``-DD`` or ``--`` it loses or misreads it."""
+    opts = Options()
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
+        i += 1
+        if argv[i - 1] == "--":
+            break
+        for c in argv[i - 1][1:]:
+            if c == "D":
+                opts.debug += 1
+            elif c == "l":
+                opts.list_timers = True
+            elif c == "h":
+                sys.stdout.write(HELP.format(prog=os.path.basename(argv0)))
+                return 0
+            elif c == "V":
+                # 2.8.5 prints nothing here (its version report waits for a debug level that
+                # -V never reaches); ours says what it is, as NUT's other tools' -V do
+                print(f"Network UPS Tools upssched (nutbridge {__version__}, NUT {NUT_RELEASE} compatible)")
+                return 0
+            else:
+                sys.stderr.write(f"{argv0}: invalid option -- '{c}'\n"
+                                 "Error: unknown option -?. Try -h for help.\n")
+                return 1
+    opts.message = argv[i] if i < len(argv) else ""
+    return opts
+
+
+def _debug_level(opts: Options) -> int:
+    """-D, else NUT_DEBUG_LEVEL (2.8.5 says so on stderr)."""
+    env = os.environ.get("NUT_DEBUG_LEVEL", "").strip()
+    if opts.debug < 1 and env.lstrip("+-").isdigit() and int(env) > 0:
+        sys.stderr.write(f"Defaulting debug verbosity to NUT_DEBUG_LEVEL={int(env)} "
+                         "since none was requested by command-line options\n")
+        return int(env)
+    return opts.debug
+
+
+def _describe(action: Action) -> str:
+    if isinstance(action, Start):
+        what = "START-TIMER-SHARED" if action.shared else "START-TIMER"
+        return f"{what}\t[{action.name}]\t[{action.seconds}]"
+    if isinstance(action, Cancel):
+        what = "CANCEL-TIMER-MATCHED" if action.matched else "CANCEL-TIMER"
+        return f"{what}\t[{action.name}]\t[{action.command or ''}]"
+    return f"EXECUTE\t[{action.command}]"
+
+
+def list_timers(conf: UpsschedConf, caller: Caller) -> int:
+    """``upssched -l``: the daemon's timers on stdout, as 2.8.5 prints them. No daemon is
+    started for it: none running is an error (exit 1), as there."""
+    if not conf.pipefn:
+        sys.stderr.write("upssched.conf: invalid configuration for timer listing: lacks PIPEFN\n")
         return 1
+    debug(1, f"listing the timers of the daemon on {conf.pipefn}")
+    s = _connect(conf.pipefn)
+    if s is None:
+        sys.stderr.write("upssched timer is not running\n")
+        return 1
+    data = b""
+    with s:
+        try:
+            s.settimeout(REPLY_TIMEOUT)
+            s.sendall(encode(ListTimers(), caller))
+            # to the OK after the list, or the first line of anything else (2.8.0: ERR UNKNOWN)
+            while parse_listing(data) is None and (data.startswith(b"BEGIN") or b"\n" not in data):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            debug(1, f"listing: {exc}")
+    debug(2, f"answer {data!r}")
+    text = parse_listing(data)
+    if text is None:
+        sys.stderr.write("Unable to connect to daemon or connection was broken during listing\n")
+        _log(syslog.LOG_ERR, f"timer listing failed, the daemon answered {data[:80]!r}")
+        return 1
+    sys.stdout.write(text)
+    return 0
+
+
+def main(argv: list[str], argv0: str = "upssched") -> int:
+    """``argv0``: the name it was run as (a link called upssched: cli.py), for messages."""
+    opts = parse_options(argv, argv0)
+    if isinstance(opts, int):
+        return opts
+    _Debug.level = _debug_level(opts)
+    upsname, ntype = os.environ.get("UPSNAME"), os.environ.get("NOTIFYTYPE")
+    if not opts.list_timers and (upsname is None or ntype is None):
+        print("Error: environment variables UPSNAME and NOTIFYTYPE must be set.\n"
+              "This program should only be run from upsmon(8).")
+        return 1
+    debug(1, f"Handling NOTIFYTYPE='{ntype if ntype is not None else '(null)'}' "
+             f"for UPSNAME='{upsname if upsname is not None else '(null)'}'")
+    debug(1, f"Got a NOTIFYMSG from command line: {opts.message}" if opts.message
+          else "Did not get any NOTIFYMSG from command line")
     try:
         conf = parse_upssched_conf(confpath())
     except ConfigError as exc:
         sys.stderr.write(f"upssched: {exc}\n")
         _log(syslog.LOG_ERR, str(exc))
         return 2
-    caller = Caller(ntype, upsname, argv[0] if argv else "")  # upsmon's message: NOTIFYMSG
+    if conf.debug_min > _Debug.level:
+        _Debug.level = conf.debug_min
+        debug(1, f"Applying debug_min={conf.debug_min} from upssched.conf")  # 2.8.5's words
+    caller = Caller(ntype or "", upsname or "", opts.message)  # upsmon's message: NOTIFYMSG
+    if opts.list_timers:  # only the timers: the AT lines are not acted on, as 2.8.5
+        return list_timers(conf, caller)
     ok = True
-    for action in actions_for(conf, ntype, upsname):
+    for action in actions_for(conf, caller.notifytype, caller.upsname):
+        debug(1, f"processing {_describe(action)}")
         if isinstance(action, Execute):
             _log(syslog.LOG_INFO, f"Executing command: {action.command}")
             run_cmdscript(conf.cmdscript, action.command, wait=True)
         elif not send(conf, action, caller):
             ok = False
+    debug(1, "Exiting upssched (CLI process)")
     return 0 if ok else 1
 
 
@@ -328,8 +493,13 @@ class Daemon:
         for ev in c.tok.feed(data):
             if isinstance(ev, Line) and ev.words:
                 reply = self._handle(ev.words)
-                with contextlib.suppress(OSError):
-                    c.sock.send(reply)
+                try:  # a timer list may not fit one send on this non-blocking socket
+                    c.sock.settimeout(1.0)
+                    c.sock.sendall(reply)
+                    c.sock.setblocking(False)
+                except OSError:
+                    self._close(c)
+                    return
 
     def _handle(self, words: tuple[str, ...]) -> bytes:
         request = decode(words)
@@ -337,6 +507,9 @@ class Daemon:
             _log(syslog.LOG_INFO, f"Unknown command on socket: {' '.join(words)}")
             return b"ERR UNKNOWN\n"
         action, caller = request
+        debug(2, f"request: {' '.join(words)}")
+        if isinstance(action, ListTimers):
+            return self.timers.listing(time.time())
         if isinstance(action, Start):
             if self.timers.start(action, caller, time.monotonic(), time.time()):
                 _log(syslog.LOG_INFO, f"New timer: {action.name} ({action.seconds} seconds)")

@@ -8,8 +8,10 @@
   only) and runs its command only when it removed none; a timer runs CMDSCRIPT with
   the UPSNAME/NOTIFYTYPE/NOTIFYMSG of the calls that started it;
 * the wire format of the PIPEFN socket, NUT's own (``START "name" "secs" "type"
-  "ups" "msg"``, ``CANCEL "name" "cmd" ...``, answer ``OK`` or ``ERR UNKNOWN``), so
-  either program's client can talk to either daemon.
+  "ups" "msg"``, ``CANCEL "name" "cmd" ...``, answer ``OK`` or ``ERR UNKNOWN``;
+  2.8.5's ``LIST-TIMERS`` for ``upssched -l``, answered by a ``BEGIN LIST TIMERS``
+  ... ``END LIST TIMERS`` block and ``OK``), so either program's client can talk to
+  either daemon.
 
 Clocks are passed in: ``now`` is a monotonic time (when timers fire) and ``wall``
 the matching wall-clock time (for the state file a restarted daemon reads back).
@@ -40,6 +42,11 @@ class Cancel:
 @dataclass(frozen=True)
 class Execute:
     command: str
+
+
+@dataclass(frozen=True)
+class ListTimers:
+    """``upssched -l`` (NUT 2.8.5): the daemon's pending timers."""
 
 
 Action = Start | Cancel | Execute
@@ -82,18 +89,20 @@ def _quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def encode(action: Start | Cancel, caller: Caller) -> bytes:
+def encode(action: Start | Cancel | ListTimers, caller: Caller) -> bytes:
     """One request line as NUT 2.8.5's client writes it. The caller's three values ride
     along; a 2.8.0 daemon ignores them, and an empty command means none to both."""
     if isinstance(action, Start):
         words = ["START-SHARED" if action.shared else "START", action.name, str(action.seconds)]
+    elif isinstance(action, ListTimers):
+        words = ["LIST-TIMERS", "", ""]
     else:
         words = ["CANCEL-MATCHED" if action.matched else "CANCEL", action.name, action.command or ""]
     words += [caller.notifytype, caller.upsname, caller.message]
     return (" ".join([words[0], *map(_quote, words[1:])]) + "\n").encode("utf-8", "replace")
 
 
-def decode(words: tuple[str, ...]) -> tuple[Start | Cancel, Caller] | None:
+def decode(words: tuple[str, ...]) -> tuple[Start | Cancel | ListTimers, Caller] | None:
     """A request line's words -> (action, caller); None for what upstream answers
     ``ERR UNKNOWN``. Takes 2.8.0's short forms (``START name secs``) too.
 
@@ -101,6 +110,8 @@ def decode(words: tuple[str, ...]) -> tuple[Start | Cancel, Caller] | None:
     upstream does ("bogus offset for timer"): :class:`Start` with seconds -1.
     """
     caller = Caller(*words[3:6]) if len(words) >= 6 else Caller()
+    if words[:1] == ("LIST-TIMERS",):
+        return ListTimers(), caller
     if len(words) >= 2 and words[0] in ("CANCEL", "CANCEL-MATCHED"):
         cmd = words[2] if len(words) > 2 and words[2] else None
         return Cancel(words[1], cmd, matched=words[0] == "CANCEL-MATCHED"), caller
@@ -110,6 +121,17 @@ def decode(words: tuple[str, ...]) -> tuple[Start | Cancel, Caller] | None:
         secs = int(text) if digits.isdigit() else -1
         return Start(words[1], secs if secs >= 0 else -1, shared=words[0] == "START-SHARED"), caller
     return None
+
+
+LIST_BEGIN, LIST_END, LIST_OK = b"BEGIN LIST TIMERS\n", b"END LIST TIMERS\n", b"OK\n"
+
+
+def parse_listing(data: bytes) -> str | None:
+    """The timer lines of a complete LIST-TIMERS answer; None for anything else (a
+    2.8.0 daemon's ``ERR UNKNOWN``, an answer cut short)."""
+    if not data.startswith(LIST_BEGIN) or not data.endswith(LIST_END + LIST_OK):
+        return None
+    return data[len(LIST_BEGIN):-len(LIST_END + LIST_OK)].decode("utf-8", "replace")
 
 
 # ---- the timer table ----------------------------------------------------------------------
@@ -187,6 +209,20 @@ class Timers:
         if due:
             self.timers = [t for t in self.timers if t.due > now]
         return due
+
+    def listing(self, wall: float) -> bytes:
+        """The LIST-TIMERS answer as NUT 2.8.5's daemon sends it: per timer, in start
+        order, ``name, due, seconds left, types, UPS names, messages`` separated by TABs
+        (each list joined as in :meth:`Timer.env`, ``""`` when empty). 2.8.5 stamps a
+        timer with whole seconds and prints the difference with ``%g``: so do we, so
+        both daemons list a timer started in the same second alike."""
+        lines = []
+        for t in self.timers:
+            due = int(t.wall)
+            env = t.env()
+            values = [env.get(k) or '""' for k in ("NOTIFYTYPE", "UPSNAME", "NOTIFYMSG")]
+            lines.append("\t".join([t.name, str(due), format(float(due - int(wall)), "g"), *values]) + "\n")
+        return LIST_BEGIN + "".join(lines).encode("utf-8", "replace") + LIST_END + LIST_OK
 
     def next_due(self) -> float | None:
         return min((t.due for t in self.timers), default=None)
