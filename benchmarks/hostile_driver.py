@@ -40,7 +40,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -51,12 +50,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
 from benchmarks.hosting import children, cpu_ns, rss_kib  # noqa: E402
-from benchmarks.sections import code_version, publish  # noqa: E402
+from benchmarks.sections import code_version, fill, percentile, publish  # noqa: E402
 from tests.support import realnut  # noqa: E402
 from tests.support.hosting import HostedConfig  # noqa: E402
 
 SECTION = "## Hostile drivers"
-WIDTH = 100
 BEHAVIOURS = ("polite", "flood", "garbage", "big-setinfo", "stall")
 SIDES = {"c": "C upsd", "bridge": "bridge"}
 POLL = 0.01  # s between the good UPS's GET VARs
@@ -252,17 +250,6 @@ def measure(kind: str, behaviour: str, seconds: float, root: Path) -> Run:
 # ---- report --------------------------------------------------------------------------------------------
 
 
-def _fill(text: str) -> str:
-    return textwrap.fill(text, WIDTH, break_on_hyphens=False, break_long_words=False)
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
-
-
 def _ms(x: float) -> str:
     return "-" if math.isnan(x) else f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
 
@@ -273,7 +260,7 @@ def _bytes(n: int) -> str:
 
 def report(runs: list[Run], args: argparse.Namespace, argv: list[str], started: datetime.datetime,
            total_s: float, load: tuple[float, float, float]) -> str:
-    w = [SECTION, "", _fill(
+    w = [SECTION, "", fill(
         "One misbehaving driver beside a good one (NUT's C dummy-ups), under the C upsd and under the "
         "bridge, while a NUT client asks the good UPS's status every 10 ms on one connection. The bad "
         "driver is a fake on the driver socket (tests/support/fakedriver.py, its own process) that "
@@ -292,13 +279,13 @@ def report(runs: list[Run], args: argparse.Namespace, argv: list[str], started: 
           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         w.append(f"| {r.behaviour} | {SIDES[r.kind]} | {r.right} / {r.wrong} / {r.timeouts} | "
-                 f"{_ms(_pct(r.latencies, 50))} | {_ms(_pct(r.latencies, 99))} | "
+                 f"{_ms(percentile(r.latencies, 50))} | {_ms(percentile(r.latencies, 99))} | "
                  f"{_ms(max(r.latencies, default=math.nan))} | {r.cpu:.0f} ms/s | {r.rss / 1024:.0f} MiB | "
                  f"`{r.bad_answer or '(no answer)'}` | {_bytes(r.sent)} |")
     w.append("")
     wrongs = [r for r in runs if r.wrong]
     for r in wrongs:
-        w.append(_fill(f"- {SIDES[r.kind]}, {r.behaviour}: the first wrong answer about the good UPS "
+        w.append(fill(f"- {SIDES[r.kind]}, {r.behaviour}: the first wrong answer about the good UPS "
                        f"was `{r.first_wrong}`."))
     by = {(r.kind, r.behaviour): r for r in runs}
     polls = []
@@ -307,7 +294,7 @@ def report(runs: list[Run], args: argparse.Namespace, argv: list[str], started: 
         if c and br and c.latencies and br.latencies:
             polls.append(f"{b} {statistics.median(br.latencies) / statistics.median(c.latencies):.2f}x")
     if polls:
-        w.append(_fill("- Median latency of the good UPS, bridge / C upsd: " + ", ".join(polls) + "."))
+        w.append(fill("- Median latency of the good UPS, bridge / C upsd: " + ", ".join(polls) + "."))
     return "\n".join(w).rstrip("\n") + "\n"
 
 
@@ -334,7 +321,8 @@ def main() -> int:
             for kind in ("c", "bridge"):
                 print(f"[{time.monotonic() - t0:5.0f} s] {b} under the {SIDES[kind]}", flush=True)
                 runs.append(r := measure(kind, b, a.window, Path(tmp)))
-                print(f"        good {r.right}/{r.wrong}/{r.timeouts}, p99 {_ms(_pct(r.latencies, 99))}, "
+                p99 = _ms(percentile(r.latencies, 99))
+                print(f"        good {r.right}/{r.wrong}/{r.timeouts}, p99 {p99}, "
                       f"cpu {r.cpu:.0f} ms/s, bad: {r.bad_answer}", flush=True)
     argv = [os.path.relpath(sys.executable, REPO), "benchmarks/hostile_driver.py", *sys.argv[1:]]
     publish(a.out, SECTION, report(runs, a, argv, started, time.monotonic() - t0, load), t0,

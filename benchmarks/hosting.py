@@ -60,7 +60,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,14 +68,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
-from benchmarks.sections import code_version, median_max, write_section  # noqa: E402
+from benchmarks.sections import code_version, fill, median_max, percentile, write_section  # noqa: E402
 from tests.support import realnut  # noqa: E402
 
 from nutbridge.client import push  # noqa: E402
 from nutbridge.protocol import sock  # noqa: E402
 
 SECTION = "## Hosted C drivers"
-WIDTH = 100  # prose line width in the Markdown
 DRIVER = "dummy-ups"
 VAR = "ups.load"  # the variable that changes
 POLL = 0.01  # s between GET VAR of the polling clients (parts 2 and 3)
@@ -690,12 +688,6 @@ def _s(x: float | None) -> str:
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
 
 
-def _pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def _ms(x: float) -> str:
     return f"{x:.2f}" if x < 10 else f"{x:.1f}"
 
@@ -703,7 +695,7 @@ def _ms(x: float) -> str:
 def _stats(values: list[float]) -> str:
     if not values:
         return "no values"
-    return (f"p50 {_ms(_pct(values, 50))} ms, p99 {_ms(_pct(values, 99))} ms, "
+    return (f"p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values, 99))} ms, "
             f"max {_ms(max(values))} ms (n={len(values)})")
 
 
@@ -726,12 +718,8 @@ def _median_max(values: list[float | None], never: str) -> str:
     return median_max(values, never, _s)
 
 
-def _fill(text: str) -> str:
-    return textwrap.fill(text, WIDTH, break_on_hyphens=False)
-
-
 def report_overhead(w: list[str], fps: list[Footprint], settle: float, seconds: float) -> None:
-    w += ["### Hosting overhead", "", _fill(
+    w += ["### Hosting overhead", "", fill(
         f"Each side on its own, on fresh servers: N `{DRIVER}` drivers (`pollinterval 1`), idle (a "
         f"`.dev` file, dummy-once: nothing changes) or changing (a `.seq` file, dummy-loop: `{VAR}` "
         f"takes the next of {SEQ_STEPS} values at every 1 s poll, `TIMER 1`). Once every UPS answers, "
@@ -768,7 +756,7 @@ def report_overhead(w: list[str], fps: list[Footprint], settle: float, seconds: 
     if len(ns) < 2:
         return
     lo, hi = ns[0], ns[-1]
-    w += [_fill(f"Per hosted driver: the slope from N = {lo} to N = {hi}, (value at {hi} - value at "
+    w += [fill(f"Per hosted driver: the slope from N = {lo} to N = {hi}, (value at {hi} - value at "
                 f"{lo}) / {hi - lo}; the server alone, the driver process not included."), "",
           "| per driver | data | C upsd | bridge | bridge/C |", "|---|---|---|---|---|"]
     for data in ("idle", "changing"):
@@ -787,7 +775,7 @@ def report_overhead(w: list[str], fps: list[Footprint], settle: float, seconds: 
 
 
 def report_latency(w: list[str], lats: list[Latency], note: str, changes: int) -> None:
-    w += ["### From a driver's SETINFO to the client", "", _fill(
+    w += ["### From a driver's SETINFO to the client", "", fill(
         f"Both servers at once, one `{DRIVER}` each in dummy-loop mode over a `.seq` whose `{VAR}` "
         "takes a new value every second (`TIMER 1`, `pollinterval 1`). The benchmark holds its own "
         "connection to each driver's socket (a C driver broadcasts every change to every "
@@ -806,7 +794,8 @@ def report_latency(w: list[str], lats: list[Latency], note: str, changes: int) -
         if not lat.ms:
             w.append(f"| {lat.client} | {SIDES[lat.kind]} | — | — | — | 0 | {lat.missed} |")
             continue
-        w.append(f"| {lat.client} | {SIDES[lat.kind]} | {_ms(_pct(lat.ms, 50))} | {_ms(_pct(lat.ms, 99))} "
+        p50, p99 = _ms(percentile(lat.ms, 50)), _ms(percentile(lat.ms, 99))
+        w.append(f"| {lat.client} | {SIDES[lat.kind]} | {p50} | {p99} "
                  f"| {_ms(max(lat.ms))} | {len(lat.ms)} | {lat.missed} |")
     w.append("")
     by = {(lat.client.split()[0], lat.kind): lat for lat in lats if lat.ms}
@@ -815,15 +804,15 @@ def report_latency(w: list[str], lats: list[Latency], note: str, changes: int) -
     for key, what in ((("GET", "bridge"), "bridge polled"), (("SUBSCRIBE", "bridge"), "bridge pushed")):
         b = by.get(key)
         if b is not None and c is not None:
-            lines.append(f"| {what} / C upsd polled | {_ratio(_pct(b.ms, 50), _pct(c.ms, 50))} "
-                         f"| {_ratio(_pct(b.ms, 99), _pct(c.ms, 99))} |")
+            lines.append(f"| {what} / C upsd polled | {_ratio(percentile(b.ms, 50), percentile(c.ms, 50))} "
+                         f"| {_ratio(percentile(b.ms, 99), percentile(c.ms, 99))} |")
     if lines:
         w += ["| ratio | p50 | p99 |", "|---|---|---|", *lines, ""]
 
 
 def report_restart(w: list[str], kills: dict[str, tuple[list[Kill], str]], alone: list[Startup],
                    hold: float) -> None:
-    w += ["### Restart after SIGKILL", "", _fill(
+    w += ["### Restart after SIGKILL", "", fill(
         f"One `{DRIVER}` (`.dev`, dummy-once, `pollinterval 1`) per server; its driver process gets "
         f"SIGKILL and its file a new `{VAR}` at once, while a NUT client on one connection asks "
         f"`GET VAR` every {POLL * 1000:g} ms. The bridge starts its driver again by itself; when "
@@ -873,7 +862,7 @@ def report_restart(w: list[str], kills: dict[str, tuple[list[Kill], str]], alone
     if bk or ck or alone:
         mb = None if not b_pick or None in b_pick else statistics.median(x for x in b_pick if x is not None)
         mc = None if not c_pick or None in c_pick else statistics.median(x for x in c_pick if x is not None)
-        w += [_fill("Where the time goes: the bridge from the new driver process (its log), the C upsd "
+        w += [fill("Where the time goes: the bridge from the new driver process (its log), the C upsd "
                     "from `upsdrvctl start`, to the new value; beside them the same C driver started "
                     f"alone, with no server ({len(alone)} times, a fresh state directory each), timed "
                     "from its exec, connected to as soon as its socket exists and sent `DUMPALL` at once."),
@@ -892,7 +881,7 @@ def report_restart(w: list[str], kills: dict[str, tuple[list[Kill], str]], alone
         worst_back = max((x for x in backs if x is not None), default=None)
         met = (None not in stales and None not in backs and worst_stale is not None
                and worst_back is not None and worst_stale < TARGET_STALE and worst_back < TARGET_BACK)
-        w += [_fill(f"Target (tests/test_hosted.py asserts the same): the bridge answers `ERR DATA-STALE` "
+        w += [fill(f"Target (tests/test_hosted.py asserts the same): the bridge answers `ERR DATA-STALE` "
                     f"< {TARGET_STALE:g} s after the kill and has fresh data < {TARGET_BACK:g} s after it, "
                     f"without a restart of the bridge. Worst case {_s(worst_stale)} / {_s(worst_back)}: "
                     + ("met." if met else "NOT met.")), ""]
@@ -911,7 +900,7 @@ class Results:
 def report(res: Results, args: argparse.Namespace, argv: list[str], started: datetime.datetime,
            total_s: float, load: tuple[float, float, float]) -> str:
     w: list[str] = [SECTION, ""]
-    w += [_fill(
+    w += [fill(
         f"NUT's C `{DRIVER}` served two ways from one ups.conf (global `nutbridge_hosted = *`, "
         "which the C programs ignore): by the C upsd with the drivers started as upsdrvctl starts "
         "them, and by `nutbridge serve` hosting them (drivers/external: each driver in a private "

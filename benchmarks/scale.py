@@ -61,7 +61,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,13 +74,12 @@ sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 import aiohttp  # noqa: E402
 from benchmarks.hosting import cpu_ns, rss_kib  # noqa: E402
 from benchmarks.scale_ha import HaSocket, Hass, ha_command, ha_version  # noqa: E402
-from benchmarks.sections import code_version, write_section  # noqa: E402
+from benchmarks.sections import code_version, fill, percentile, write_section  # noqa: E402
 from tests.support import realnut  # noqa: E402
 
 from nutbridge.client import NutClient  # noqa: E402
 
 SECTION = "## 1,000 UPSes"
-WIDTH = 100  # prose line width in the Markdown
 MOSQUITTO = "/usr/sbin/mosquitto"
 PROMETHEUS = "/usr/bin/prometheus"
 ADMIN = ("admin", "s3cr3t")  # realnut.DEFAULT_USERS: instcmds = ALL
@@ -592,16 +590,11 @@ async def run_path(path: str, a: argparse.Namespace, root: Path, t0: float) -> P
 # ---- report --------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def stats(ms: list[float]) -> str:
     if not ms:
         return "no samples"
-    return f"p50 {pct(ms, 50):.0f} ms, p99 {pct(ms, 99):.0f} ms, max {max(ms):.0f} ms ({len(ms)})"
+    p50, p99 = percentile(ms, 50), percentile(ms, 99)
+    return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms):.0f} ms ({len(ms)})"
 
 
 def bridge_usage(u: dict[str, Usage]) -> tuple[list[float], list[float]]:
@@ -629,10 +622,6 @@ def ratio(x: float, y: float) -> str:
     if not (y > 0 and math.isfinite(x) and math.isfinite(y)):
         return "—"
     return f"{x / y:.2f}x"
-
-
-def fill(text: str) -> str:
-    return textwrap.fill(text, WIDTH, break_on_hyphens=False)
 
 
 def usage_rows(w: list[str], label: str, u: dict[str, Usage]) -> None:
@@ -728,18 +717,18 @@ def report(results: list[PathResult], a: argparse.Namespace, argv: list[str], st
     for r in results:
         lat = r.latency
         if lat.ms:
-            w.append(f"| {PATHS[r.path]} | {len(lat.ms)} | {lat.lost} | {pct(lat.ms, 50):.0f} "
-                     f"| {pct(lat.ms, 99):.0f} | {max(lat.ms):.0f} |")
+            w.append(f"| {PATHS[r.path]} | {len(lat.ms)} | {lat.lost} | {percentile(lat.ms, 50):.0f} "
+                     f"| {percentile(lat.ms, 99):.0f} | {max(lat.ms):.0f} |")
         else:
             w.append(f"| {PATHS[r.path]} | 0 | {lat.lost} | — | — | — |")
     if "mqtt" in by and "integration" in by and by["mqtt"].latency.ms and by["integration"].latency.ms:
         m, i = by["mqtt"].latency.ms, by["integration"].latency.ms
-        w.append(f"| MQTT / integration | | | {ratio(pct(m, 50), pct(i, 50))} "
-                 f"| {ratio(pct(m, 99), pct(i, 99))} | {ratio(max(m), max(i))} |")
+        w.append(f"| MQTT / integration | | | {ratio(percentile(m, 50), percentile(i, 50))} "
+                 f"| {ratio(percentile(m, 99), percentile(i, 99))} | {ratio(max(m), max(i))} |")
     w.append("")
     for r in results:
         if r.latency.ms:
-            p99 = pct(r.latency.ms, 99)
+            p99 = percentile(r.latency.ms, 99)
             w.append(f"- {PATHS[r.path]}: target p99 < {TARGET_P99_MS:.0f} ms "
                      + ("met" if p99 < TARGET_P99_MS and not r.latency.lost else "NOT met")
                      + (f" ({r.latency.lost} lost)" if r.latency.lost else "")

@@ -3,9 +3,11 @@ each other benchmark replaces only its own ``## ...`` section below it."""
 
 from __future__ import annotations
 
+import math
 import signal
 import statistics
 import subprocess
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,3 +88,20 @@ def until(cond: Callable[[], bool], timeout: float, poll: float) -> float | None
             return time.monotonic() - t0
         time.sleep(poll)
     return None
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile ``p`` (0-100) of ``values`` in any order; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+#: prose line width of the reports in docs/benchmarks.md
+WIDTH = 100
+
+
+def fill(text: str) -> str:
+    """A paragraph of report prose, wrapped for docs/benchmarks.md."""
+    return textwrap.fill(text, WIDTH, break_on_hyphens=False)
