@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .model import Found, Option
+
+if TYPE_CHECKING:
+    from ..drivers.snmp.session import V3Params
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
@@ -62,17 +66,17 @@ def _text(value: object) -> str | None:
 
 
 async def probe(host: str, port: int, community: str, version: str, timeout: float,
-                v3: Mapping[str, str] | None = None) -> Found | None:
-    """The section for the agent at ``host:port``, or None (no answer, or no MIB fits)."""
+                v3: Mapping[str, str] | None = None, params: V3Params | None = None) -> Found | None:
+    """The section for the agent at ``host:port``, or None (no answer, or no MIB fits).
+    ``v3``: the USM options as given (for the section), ``params``: the same, parsed."""
     from pysnmp.error import PySnmpError  # type: ignore[import-untyped]
 
     from ..drivers.base import DeviceError
     from ..drivers.snmp.mibs import check_oid, select_mib
-    from ..drivers.snmp.session import Session, v3_from_options
+    from ..drivers.snmp.session import Session
 
     # whatever one address answers (or fails to) must not end the scan of the others
     failures = (DeviceError, OSError, PySnmpError, ValueError)
-    params = v3_from_options(v3 or {}) if version == "v3" else None
     try:
         session = await Session.create(host, port, version, community, v3=params, timeout=timeout,
                                        retries=0)
@@ -105,11 +109,14 @@ async def scan_snmp(targets: list[tuple[str, int]], *, community: str = "public"
                     v3: Mapping[str, str] | None = None) -> list[Found]:
     """Probe every (host, port), at most ``concurrency`` at once; results in target order.
     ``v3``: NUT's USM options (secLevel, secName, ...) when ``version`` is "v3"."""
+    from ..drivers.snmp.session import v3_from_options
+
+    params = v3_from_options(v3 or {}) if version == "v3" else None  # once, not per address
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(host: str, port: int) -> Found | None:
         async with gate:
-            return await probe(host, port, community, version, timeout, v3)
+            return await probe(host, port, community, version, timeout, v3, params)
 
     results = await asyncio.gather(*(one(h, p) for h, p in targets))
     return [f for f in results if f is not None]
