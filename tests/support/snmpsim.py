@@ -40,12 +40,15 @@ from __future__ import annotations
 import atexit
 import bz2
 import os
+import random
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -416,7 +419,6 @@ def snmp_ups_dump(port: int, community: str, *, mibs: str | None = None, version
     return values, out
 
 
-
 # --- a well-known port for nut-scanner ---------------------------------------------------------
 
 @contextmanager
@@ -425,13 +427,9 @@ def on_port_161(port: int) -> Iterator[str]:
 
     nut-scanner's SNMP scan has no port option and snmpsim refuses to run as root, so NUT's
     scanner cannot reach an agent directly. The relay listens on a loopback address of its own
-    (127.x.y.z, chosen at random, so parallel tests never share it) as root, and answers each
-    request from the address it came to."""
+    (127.x.y.z, chosen at random, so parallel tests never share it) as root; the agent's answers
+    go to whoever sent the last request (one scanner at a time)."""
     realnut.require("root (to listen on UDP port 161 for nut-scanner)", os.geteuid() == 0)
-    import random
-    import selectors
-    import threading
-
     front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for _ in range(50):
         address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
