@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -641,6 +642,38 @@ def test_list_timers_wire_and_format() -> None:
     assert parse_listing(Timers().listing(0.0)) == ""
     for bad in (b"ERR UNKNOWN\n", answer[:-3], b"OK\n"):
         assert parse_listing(bad) is None
+
+
+def test_list_timers_refuses_an_endless_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-l`` reads at most MAX_LISTING bytes: a daemon that starts a list and never ends it
+    (at full speed) gets the listing error, not a client that grows until it is killed."""
+    from nutbridge.upssched.main import MAX_LISTING, list_timers
+
+    pipefn = str(tmp_path / "pipe")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(pipefn)
+    listener.listen(1)
+    sent = [0]
+
+    def endless() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.recv(512)
+            conn.sendall(b"BEGIN LIST TIMERS\n")
+            while sent[0] < 64 * MAX_LISTING:
+                conn.sendall(b"t\t1\t1\tONBATT\tups@h\tm\n" * 4096)
+                sent[0] += 4096 * 23
+
+    thread = threading.Thread(target=endless, daemon=True)
+    thread.start()
+    try:
+        conf = UpsschedConf(cmdscript="/bin/true", pipefn=pipefn, lockfn=str(tmp_path / "lock"))
+        assert list_timers(conf, Caller()) == 1
+    finally:
+        listener.close()
+        thread.join(10)
+    assert "connection was broken during listing" in capsys.readouterr().err
+    assert sent[0] < 64 * MAX_LISTING  # the client hung up long before the daemon ran out
 
 
 def console_script() -> Path:

@@ -71,6 +71,7 @@ EMPTY_WAIT = 15.0  # idle seconds without timers before the daemon exits (upstre
 RESTORE_GRACE = 1.0  # an inherited overdue timer fires this long after the takeover
 MAX_LINE = 1024  # a client sending more without a newline is dropped
 MAX_CLIENTS = 64
+MAX_LISTING = 1 << 20  # -l: a daemon's answer longer than this is refused, not kept growing
 CLIENT_TIMEOUT = 10.0  # a connection is dropped this long after it was accepted
 
 NUT_RELEASE = "2.8.5"  # whose upssched this one is (options, messages, -l format)
@@ -358,7 +359,8 @@ def list_timers(conf: UpsschedConf, caller: Caller) -> int:
             s.settimeout(REPLY_TIMEOUT)
             s.sendall(encode(ListTimers(), caller))
             # to the OK after the list, or the first line of anything else (2.8.0: ERR UNKNOWN)
-            while parse_listing(data) is None and (data.startswith(b"BEGIN") or b"\n" not in data):
+            while (parse_listing(data) is None and len(data) < MAX_LISTING
+                   and (data.startswith(b"BEGIN") or b"\n" not in data)):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
