@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bridge")]
 
 from benchmarks.hosting import children, cpu_ns, rss_kib  # noqa: E402
-from benchmarks.sections import code_version, fill, percentile, publish  # noqa: E402
+from benchmarks.sections import code_version, fill, percentile, publish, stop_processes  # noqa: E402
 from tests.support import realnut  # noqa: E402
 from tests.support.hosting import HostedConfig  # noqa: E402
 
@@ -115,12 +115,7 @@ def fake_driver(path: Path, behaviour: str) -> Iterator[subprocess.Popen[bytes]]
             time.sleep(0.02)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes([proc])
 
 
 def sent(path: Path) -> int:
@@ -162,8 +157,7 @@ def server(kind: str, cfg: HostedConfig) -> Iterator[int]:
                     raise RuntimeError(f"expected one C upsd child, found {pids}")
                 yield pids[0]
         finally:
-            drv.terminate()
-            drv.wait(10)
+            stop_processes([drv])
     else:
         with realnut.BridgeProcess.start(cfg, timeout=30) as br:
             realnut.wait_ready_ups(cfg.port, ["good"], timeout=30)
@@ -227,17 +221,17 @@ def measure(kind: str, behaviour: str, seconds: float, root: Path) -> Run:
     with fake_driver(cfg.run / "fake-bad", behaviour), server(kind, cfg) as pid:
         time.sleep(SETTLE)
         sent0, cpu0, t0 = sent(cfg.run / "fake-bad"), cpu_ns(pid), time.monotonic()
-        sampler_done = False
+        sampler_done = threading.Event()
 
         def sample() -> None:
-            while not sampler_done:
+            run.rss = rss_kib(pid)
+            while not sampler_done.wait(0.5):
                 run.rss = max(run.rss, rss_kib(pid))
-                time.sleep(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         poll_good(cfg.port, seconds, run)
-        sampler_done = True
+        sampler_done.set()
         sampler.join()
         run.cpu = (cpu_ns(pid) - cpu0) / 1e6 / (time.monotonic() - t0)
         time.sleep(0.3)  # one more count from the fake
